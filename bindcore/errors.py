@@ -1,0 +1,63 @@
+"""Every error bindcore raises on purpose: each says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class BindcoreError(Exception):
+    """Base class of every error bindcore raises on purpose."""
+
+
+class PluginLoadError(BindcoreError):
+    """A plugin distribution failed to import or to register."""
+
+
+class DuplicateModalityError(BindcoreError):
+    """Two plugins claim the same modality name."""
+
+
+class UnknownModalityError(BindcoreError, KeyError):
+    """No installed plugin provides the requested modality."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(BindcoreError, ValueError):
+    """A configuration (modality config, recipe, CLI option) is invalid."""
+
+
+class InputError(BindcoreError, ValueError):
+    """A raw input item cannot be preprocessed. The message names the item and the reason."""
+
+    def __init__(self, item: object, reason: str, *, fix: str | None = None):
+        self.item = item
+        self.reason = reason
+        self.fix = fix
+        message = f"{describe_item(item)}: {reason}"
+        if fix:
+            message += f" ({fix})"
+        super().__init__(message)
+
+
+class AnchorUnavailableError(BindcoreError):
+    """The anchor's weights cannot be obtained (e.g. offline without a local checkpoint)."""
+
+
+class NonFiniteError(BindcoreError, FloatingPointError):
+    """A computation produced NaN or Inf where a finite value is required."""
+
+
+def describe_item(item: object, limit: int = 80) -> str:
+    """A short human-readable name for an input item, for error messages."""
+    import os
+
+    if isinstance(item, (str, os.PathLike)):
+        text = os.fspath(item)
+        if isinstance(item, str) and not isinstance(item, os.PathLike) and len(text) > limit:
+            text = text[: limit - 3] + "..."
+        return repr(text)
+    shape = getattr(item, "shape", None)
+    if shape is not None:
+        return f"{type(item).__name__} of shape {tuple(shape)}"
+    text = repr(item)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

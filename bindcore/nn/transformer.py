@@ -1,0 +1,97 @@
+"""A pre-norm transformer whose parameter layout matches ImageBind's trunks.
+
+The layout (packed ``in_proj_weight``, optional learned ``bias_k``/``bias_v`` appended as one extra
+key/value token, ``norm_1``/``norm_2``, ``mlp.fc1``/``mlp.fc2``) lets ImageBind checkpoints load by
+renaming keys only, while attention itself runs through ``F.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+TRUNK_LN_EPS = 1e-6
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention, batch-first, with optional learned extra key/value (``add_bias_kv``)."""
+
+    def __init__(self, dim: int, num_heads: int, *, add_bias_kv: bool = False):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        if add_bias_kv:
+            self.bias_k = nn.Parameter(torch.empty(1, 1, dim))
+            self.bias_v = nn.Parameter(torch.empty(1, 1, dim))
+        else:
+            self.bias_k = self.bias_v = None
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+        if add_bias_kv:
+            nn.init.xavier_normal_(self.bias_k)
+            nn.init.xavier_normal_(self.bias_v)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        batch, length, dim = x.shape
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        if self.bias_k is not None:
+            k = torch.cat([k, self.bias_k.expand(batch, 1, dim)], dim=1)
+            v = torch.cat([v, self.bias_v.expand(batch, 1, dim)], dim=1)
+            if attn_mask is not None:
+                attn_mask = F.pad(attn_mask, (0, 1))
+
+        def heads(t: Tensor) -> Tensor:
+            return t.reshape(batch, t.shape[1], self.num_heads, dim // self.num_heads).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
+        return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
+
+
+class Block(nn.Module):
+    """``x + DropPath(attn(norm_1(x)))`` then ``x + DropPath(mlp(norm_2(x)))``."""
+
+    def __init__(self, dim: int, num_heads: int, *, drop_path: float = 0.0, add_bias_kv: bool = False,
+                 mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm_1 = nn.LayerNorm(dim, eps=TRUNK_LN_EPS)
+        self.attn = Attention(dim, num_heads, add_bias_kv=add_bias_kv)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm_2 = nn.LayerNorm(dim, eps=TRUNK_LN_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        for linear in (self.mlp.fc1, self.mlp.fc2):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm_1(x), attn_mask))
+        return x + self.drop_path(self.mlp(self.norm_2(x)))
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`Block` with linearly increasing drop path and optional pre-LayerNorm."""
+
+    def __init__(self, dim: int, depth: int, num_heads: int, *, drop_path: float = 0.0,
+                 add_bias_kv: bool = False, pre_norm: bool = False):
+        super().__init__()
+        self.pre_norm = nn.LayerNorm(dim, eps=TRUNK_LN_EPS) if pre_norm else nn.Identity()
+        rates = torch.linspace(0, drop_path, depth).tolist() if depth else []
+        self.blocks = nn.ModuleList(
+            Block(dim, num_heads, drop_path=rate, add_bias_kv=add_bias_kv) for rate in rates
+        )
+        self.grad_checkpointing = False
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        x = self.pre_norm(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, attn_mask, use_reentrant=False)
+            else:
+                x = block(x, attn_mask)
+        return x

@@ -1,0 +1,6 @@
+"""Repository-wide pytest setup: never wait on the (unreachable) Hugging Face hub."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
