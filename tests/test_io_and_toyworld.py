@@ -84,7 +84,7 @@ def test_save_refuses_to_overwrite_and_leaves_no_partial_dir(registry, tmp_path)
 
 
 def test_load_of_non_model_dir_says_what_is_missing(tmp_path):
-    with pytest.raises(ConfigError, match="bindcore.json"):
+    with pytest.raises(ConfigError, match=r"bindcore\.json"):
         load_modality(tmp_path)
 
 
