@@ -9,7 +9,6 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[dev]" $(addprefix -e ,$(PLUGINS))
 	touch $@
 
