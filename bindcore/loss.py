@@ -1,0 +1,335 @@
+"""Symmetric InfoNCE (CLIP / ImageBind) with gathered negatives and a memory-bounded chunked path.
+
+The loss of a batch of ``M`` paired rows ``(a_i, b_i)``, after L2-normalising every row and with logit scale
+``s = 1 / temperature``::
+
+    L = ( CE(s · a bᵀ, diag) + CE(s · b aᵀ, diag) ) / 2
+
+where ``CE`` is the mean cross-entropy over rows with the matching row as the target.
+
+Distributed convention (``torch.distributed`` initialised, ``gather`` not False). Each of the ``N`` ranks holds
+``B`` rows (the same ``B`` on every rank); the global batch is the concatenation in rank order, ``M = N · B``.
+Every rank all-gathers ``a`` and ``b`` *with gradients* (the backward of the gather all-reduces (sums) the
+gradient of the gathered tensor and keeps the local slice: open_clip's ``gather_with_grad``) and computes the
+*local share* of the global loss: its own ``B`` rows of ``a`` against all ``M`` rows of ``b`` and its own ``B``
+rows of ``b`` against all ``M`` rows of ``a``, averaged over its ``B`` rows. Then:
+
+* The mean of the local shares over ranks is exactly the single-process loss ``L`` on the global batch. The
+  returned value is that mean on every rank (one all-reduce of a detached scalar), so every rank logs the same
+  number and it equals what one process with batch ``N · B`` would report; the gradient is that of the local share.
+* With DDP-style gradient averaging (sum over ranks, divided by ``N``), parameter gradients equal the
+  single-process gradients of ``L``. Before that averaging, the gradient a rank sees on its own input rows is
+  ``N ×`` the single-process gradient on those rows (the sum of every rank's share flows back to them), and a
+  replicated parameter such as a learnable temperature gets only its local share's gradient — DDP's average makes
+  both right. Inputs that do not require grad (e.g. a frozen anchor's embeddings) are gathered without autograd.
+
+The chunked path (``chunk_size``) never materialises the full logit matrix: see :class:`_ChunkedSymmetricCE`
+and :class:`_ChunkedRowCE`. It gives the same value and gradients as the plain path, also when distributed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bindcore.errors import ConfigError
+
+__all__ = ["InfoNCE", "InfoNCEOutput", "info_nce", "info_nce_with_stats"]
+
+TemperatureLike = float | Tensor
+
+
+@dataclass(frozen=True)
+class InfoNCEOutput:
+    """Result of :class:`InfoNCE`: the differentiable loss and detached diagnostics.
+
+    ``accuracy_a2b`` is the fraction of (local) rows of ``a`` whose highest logit is their own pair among all
+    (gathered) rows of ``b``; ``accuracy_b2a`` the same the other way round. ``temperature`` is ``1 / logit scale``
+    as used for this batch (after clamping).
+    """
+
+    loss: Tensor
+    accuracy_a2b: Tensor
+    accuracy_b2a: Tensor
+    temperature: Tensor
+    logit_scale: Tensor
+
+
+# --------------------------------------------------------------------------------------------------- validation
+
+
+def _validate_pair(a: Tensor, b: Tensor) -> None:
+    for name, t in (("a", a), ("b", b)):
+        if not isinstance(t, Tensor):
+            raise ValueError(f"info_nce: {name} must be a torch.Tensor of shape (batch, dim), got {type(t).__name__}")
+        if t.ndim != 2:
+            raise ValueError(
+                f"info_nce: {name} must be 2-D (batch, dim), got shape {tuple(t.shape)} "
+                "(flatten extra dimensions or pool clips first)"
+            )
+        if not t.is_floating_point():
+            raise ValueError(f"info_nce: {name} must be a floating-point tensor, got dtype {t.dtype}")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"info_nce: a and b must have the same shape (row i of a pairs with row i of b), "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.shape[0] < 1:
+        raise ValueError("info_nce: the batch is empty; it needs at least one pair of rows")
+    if a.shape[1] < 1:
+        raise ValueError("info_nce: the embedding dimension is 0; rows need at least one feature")
+    if a.device != b.device:
+        raise ValueError(f"info_nce: a is on {a.device} and b on {b.device}; move both to one device")
+
+
+def _validate_temperature(temperature: TemperatureLike) -> None:
+    if isinstance(temperature, Tensor):
+        if temperature.numel() != 1:
+            raise ConfigError(
+                f"info_nce: temperature must be a scalar (float or 0-d tensor), got shape {tuple(temperature.shape)}"
+            )
+        value = float(temperature.detach())
+    elif isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+        value = float(temperature)
+    else:
+        raise ConfigError(f"info_nce: temperature must be a positive float or 0-d tensor, got {temperature!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"info_nce: temperature must be finite and > 0 (e.g. 0.07), got {value}")
+
+
+def _validate_chunk_size(chunk_size: int | None) -> None:
+    if chunk_size is None:
+        return
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"info_nce: chunk_size must be a positive int or None (no chunking), got {chunk_size!r}")
+
+
+# -------------------------------------------------------------------------------------------------- distributed
+
+
+def _distributed_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group, or (0, 1) when not distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _resolve_gather(gather: bool | None) -> tuple[int, int]:
+    """The (rank, world size) to gather over: world size 1 means 'compute locally'."""
+    if gather is not None and not isinstance(gather, bool):
+        raise ConfigError(f"info_nce: gather must be None (auto), True or False, got {gather!r}")
+    rank, world = _distributed_world()
+    if gather is True and world == 1 and not torch.distributed.is_initialized():
+        raise ConfigError(
+            "info_nce: gather=True but torch.distributed is not initialised "
+            "(call torch.distributed.init_process_group first, or leave gather=None)"
+        )
+    if gather is False:
+        return 0, 1
+    return rank, world
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """All-gather rows from every rank; backward sums the gathered gradient over ranks and keeps the local slice."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        world = torch.distributed.get_world_size()
+        ctx.rank, ctx.rows = torch.distributed.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+def _gather_rows(x: Tensor) -> Tensor:
+    if x.requires_grad:
+        return _AllGatherWithGrad.apply(x)
+    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def _global_mean(local_value: Tensor) -> Tensor:
+    """Same value as the mean of ``local_value`` over ranks, with the gradient of ``local_value`` alone."""
+    total = local_value.detach().clone()
+    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    total /= torch.distributed.get_world_size()
+    return local_value + (total - local_value.detach())
+
+
+# ---------------------------------------------------------------------------------------------------- plain path
+
+
+def _plain_local_terms(
+    a_local: Tensor, b_local: Tensor, a_all: Tensor, b_all: Tensor, scale: Tensor, offset: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(loss, acc a→b, acc b→a) of the local rows against all rows, materialising the logits."""
+    rows = a_local.shape[0]
+    targets = torch.arange(offset, offset + rows, device=a_local.device)
+    if a_local is a_all and b_local is b_all:
+        logits_ab = scale * (a_local @ b_all.T)
+        logits_ba = logits_ab.T  # one matrix serves both directions when nothing was gathered
+    else:
+        logits_ab = scale * (a_local @ b_all.T)
+        logits_ba = scale * (b_local @ a_all.T)
+    loss = (F.cross_entropy(logits_ab, targets) + F.cross_entropy(logits_ba, targets)) / 2
+    with torch.no_grad():
+        acc_ab = (logits_ab.argmax(dim=1) == targets).float().mean()
+        acc_ba = (logits_ba.argmax(dim=1) == targets).float().mean()
+    return loss, acc_ab, acc_ba
+
+
+# ---------------------------------------------------------------------------------------------------- public API
+
+
+def info_nce_with_stats(
+    a: Tensor,
+    b: Tensor,
+    temperature: TemperatureLike | None = None,
+    *,
+    logit_scale: Tensor | None = None,
+    chunk_size: int | None = None,
+    gather: bool | None = None,
+) -> InfoNCEOutput:
+    """:func:`info_nce` plus detached accuracies; pass either ``temperature`` or ``logit_scale`` (= 1/τ)."""
+    _validate_pair(a, b)
+    _validate_chunk_size(chunk_size)
+    if (temperature is None) == (logit_scale is None):
+        raise ConfigError("info_nce: pass exactly one of temperature or logit_scale")
+    if logit_scale is None:
+        _validate_temperature(temperature)
+        if isinstance(temperature, Tensor):
+            scale = 1.0 / temperature.reshape(()).to(device=a.device)
+        else:
+            # float32 at least so 1/τ is not rounded to bf16/fp16 precision
+            dtype = torch.promote_types(a.dtype, torch.float32)
+            scale = torch.tensor(1.0 / float(temperature), device=a.device, dtype=dtype)
+    else:
+        _validate_temperature(logit_scale)  # same rules: a finite positive scalar
+        scale = logit_scale.reshape(()).to(device=a.device)
+    rank, world = _resolve_gather(gather)
+
+    a_local = F.normalize(a, dim=-1)
+    b_local = F.normalize(b, dim=-1)
+    if world > 1:
+        a_all, b_all = _gather_rows(a_local), _gather_rows(b_local)
+        offset = rank * a_local.shape[0]
+    else:
+        a_all, b_all, offset = a_local, b_local, 0
+
+    if chunk_size is None:
+        loss, acc_ab, acc_ba = _plain_local_terms(a_local, b_local, a_all, b_all, scale, offset)
+    else:
+        loss, acc_ab, acc_ba = _chunked_local_terms(a_local, b_local, a_all, b_all, scale, offset, chunk_size)
+
+    if world > 1:
+        loss = _global_mean(loss)
+        with torch.no_grad():
+            acc_ab, acc_ba = _global_mean(acc_ab), _global_mean(acc_ba)
+    scale_detached = scale.detach()
+    return InfoNCEOutput(
+        loss=loss,
+        accuracy_a2b=acc_ab,
+        accuracy_b2a=acc_ba,
+        temperature=1.0 / scale_detached,
+        logit_scale=scale_detached,
+    )
+
+
+def info_nce(
+    a: Tensor,
+    b: Tensor,
+    temperature: TemperatureLike,
+    *,
+    chunk_size: int | None = None,
+    gather: bool | None = None,
+) -> Tensor:
+    """Symmetric InfoNCE of paired rows ``a[i] ↔ b[i]`` (rows are L2-normalised here).
+
+    Args:
+        a, b: ``(batch, dim)`` floating tensors of the same shape; row ``i`` of ``a`` pairs with row ``i`` of ``b``.
+        temperature: ``τ > 0``, a float or a 0-d tensor (differentiable); logits are ``cos / τ``.
+        chunk_size: if set, compute the loss in blocks of this many rows so that no more than one
+            ``chunk_size × batch`` block of logits exists at a time (blocks are recomputed in backward).
+        gather: ``None`` gathers negatives from every rank when ``torch.distributed`` is initialised with more
+            than one process; ``False`` never gathers; ``True`` requires an initialised process group.
+
+    Returns:
+        A 0-d tensor. Distributed: the single-process loss of the global batch on every rank, with the gradient
+        of this rank's share (see the module docstring for the exact convention).
+    """
+    return info_nce_with_stats(a, b, temperature, chunk_size=chunk_size, gather=gather).loss
+
+
+class InfoNCE(nn.Module):
+    """Symmetric InfoNCE with a fixed or learnable temperature.
+
+    A learnable temperature is stored as ``log_logit_scale = log(1/τ)`` (a parameter; a buffer when fixed, like
+    ImageBind's ``LearnableLogitScaling``) and the scale is clamped to ``max_logit_scale`` in forward (CLIP: 100,
+    i.e. τ ≥ 0.01). Forward returns an :class:`InfoNCEOutput`.
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        *,
+        learnable: bool = False,
+        max_logit_scale: float = 100.0,
+        chunk_size: int | None = None,
+        gather: bool | None = None,
+    ) -> None:
+        super().__init__()
+        _validate_temperature(temperature)
+        _validate_chunk_size(chunk_size)
+        if not (math.isfinite(max_logit_scale) and max_logit_scale > 0):
+            raise ConfigError(f"InfoNCE: max_logit_scale must be finite and > 0, got {max_logit_scale}")
+        if 1.0 / temperature > max_logit_scale * (1 + 1e-9):
+            raise ConfigError(
+                f"InfoNCE: temperature {temperature} is below the clamp 1/max_logit_scale = {1 / max_logit_scale:g}; "
+                "raise the temperature or max_logit_scale"
+            )
+        if gather is not None and not isinstance(gather, bool):
+            raise ConfigError(f"InfoNCE: gather must be None, True or False, got {gather!r}")
+        self.learnable = bool(learnable)
+        self.max_logit_scale = float(max_logit_scale)
+        self.chunk_size = chunk_size
+        self.gather = gather
+        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
+        if self.learnable:
+            self.log_logit_scale = nn.Parameter(init)
+        else:
+            self.register_buffer("log_logit_scale", init)
+
+    def logit_scale(self) -> Tensor:
+        """``min(exp(log_logit_scale), max_logit_scale)``: differentiable below the clamp."""
+        return self.log_logit_scale.exp().clamp(max=self.max_logit_scale)
+
+    @property
+    def temperature(self) -> float:
+        """The current temperature ``1 / logit_scale`` as a float (after clamping)."""
+        return 1.0 / float(self.logit_scale().detach())
+
+    def forward(self, a: Tensor, b: Tensor) -> InfoNCEOutput:
+        return info_nce_with_stats(a, b, logit_scale=self.logit_scale(), chunk_size=self.chunk_size, gather=self.gather)
+
+    def extra_repr(self) -> str:
+        return (
+            f"temperature={self.temperature:.4g}, learnable={self.learnable}, "
+            f"max_logit_scale={self.max_logit_scale:g}, chunk_size={self.chunk_size}, gather={self.gather}"
+        )
+
+
+def _chunked_local_terms(
+    a_local: Tensor, b_local: Tensor, a_all: Tensor, b_all: Tensor, scale: Tensor, offset: int, chunk_size: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    raise NotImplementedError("chunked InfoNCE is not implemented yet")
