@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bindcore
 from bindcore.errors import ConfigError
@@ -191,3 +193,85 @@ def test_module_rejects_bad_configuration() -> None:
         InfoNCE(0.1, max_logit_scale=0.0)
     with pytest.raises(ConfigError, match="temperature"):
         InfoNCE(-1.0)
+
+
+# ------------------------------------------------------------------------------------------------ chunked path
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 7, 12, 50])
+def test_chunked_matches_plain_value_gradients_and_accuracy(chunk_size: int) -> None:
+    a, b = _pair(12, 5, seed=11)
+    tau = torch.tensor(0.15, dtype=torch.float64, requires_grad=True)
+    plain = info_nce_with_stats(a, b, tau)
+    chunked = info_nce_with_stats(a, b, tau, chunk_size=chunk_size)
+    torch.testing.assert_close(chunked.loss, plain.loss, rtol=1e-13, atol=1e-13)
+    assert chunked.accuracy_a2b.item() == plain.accuracy_a2b.item()
+    assert chunked.accuracy_b2a.item() == plain.accuracy_b2a.item()
+    for g_chunked, g_plain in zip(_grads(chunked.loss, a, b, tau), _grads(plain.loss, a, b, tau), strict=True):
+        torch.testing.assert_close(g_chunked, g_plain, rtol=1e-11, atol=1e-13)
+
+
+def test_chunked_matches_naive_reference_and_gradcheck() -> None:
+    a, b = _pair(7, 3, seed=4)
+    tau = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(info_nce(a, b, tau, chunk_size=3), naive_info_nce(a, b, tau), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x, y, t: info_nce(x, y, t, chunk_size=2), (a, b, tau))
+
+
+def test_chunked_with_one_side_frozen() -> None:
+    a, b = _pair(9, 4, seed=8)
+    frozen = b.detach()  # e.g. the frozen anchor's embeddings
+    (g_plain,) = _grads(info_nce(a, frozen, 0.1), a)
+    (g_chunked,) = _grads(info_nce(a, frozen, 0.1, chunk_size=4), a)
+    torch.testing.assert_close(g_chunked, g_plain, rtol=1e-11, atol=1e-13)
+
+
+def test_chunked_float32_matches_plain() -> None:
+    a, b = _pair(40, 16, seed=9, dtype=torch.float32)
+    plain = info_nce(a, b, 0.05)
+    chunked = info_nce(a, b, 0.05, chunk_size=16)
+    torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-5)
+    for g_chunked, g_plain in zip(_grads(chunked, a, b), _grads(plain, a, b), strict=True):
+        torch.testing.assert_close(g_chunked, g_plain, rtol=1e-4, atol=1e-6)
+
+
+def test_module_chunked_learnable_temperature_matches_plain() -> None:
+    a, b = _pair(11, 6, seed=10)
+    plain_fn = InfoNCE(0.1, learnable=True).double()
+    chunked_fn = InfoNCE(0.1, learnable=True, chunk_size=4).double()
+    plain_fn(a, b).loss.backward()
+    chunked_fn(a, b).loss.backward()
+    torch.testing.assert_close(chunked_fn.log_logit_scale.grad, plain_fn.log_logit_scale.grad, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize(("chunk_size", "full_matrix_kept"), [(None, True), (8, False)])
+def test_chunked_graph_keeps_no_full_logit_matrix(chunk_size: int | None, full_matrix_kept: bool) -> None:
+    n, d = 64, 4
+    a, b = _pair(n, d, seed=12, dtype=torch.float32)
+    saved_sizes: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved_sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        info_nce(a, b, 0.1, chunk_size=chunk_size)
+    assert (max(saved_sizes) >= n * n) == full_matrix_kept
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 17),
+    d=st.integers(1, 6),
+    chunk_size=st.integers(1, 20),
+    temperature=st.floats(0.02, 3.0),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_equals_plain_property(n: int, d: int, chunk_size: int, temperature: float, seed: int) -> None:
+    a, b = _pair(n, d, seed=seed)
+    plain = info_nce(a, b, temperature)
+    chunked = info_nce(a, b, temperature, chunk_size=chunk_size)
+    assert torch.isfinite(chunked)
+    torch.testing.assert_close(chunked, plain, rtol=1e-12, atol=1e-12)
+    for g_chunked, g_plain in zip(_grads(chunked, a, b), _grads(plain, a, b), strict=True):
+        torch.testing.assert_close(g_chunked, g_plain, rtol=1e-10, atol=1e-12)
