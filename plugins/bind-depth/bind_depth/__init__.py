@@ -1,0 +1,20 @@
+"""bind-depth: the ``depth`` modality for bindcore (ImageBind-layout depth encoder, disparity preprocessing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import bindcore
+from bind_depth.config import REFERENCE_INPUT_OPTIONS, DepthConfig
+from bind_depth.model import DepthModality
+from bind_depth.preprocess import DepthInput, depth_to_disparity
+
+__version__ = "0.1.0"
+
+
+@bindcore.hookimpl
+def register_modalities(register: Callable[[type], None]) -> None:
+    register(DepthModality)
+
+
+__all__ = ["REFERENCE_INPUT_OPTIONS", "DepthConfig", "DepthInput", "DepthModality", "depth_to_disparity"]
