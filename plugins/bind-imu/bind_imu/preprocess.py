@@ -145,7 +145,8 @@ def preprocess_one(item: object, config: ImuConfig) -> np.ndarray:
     samples, rate = load_item(item, config)
     samples = resample(samples, rate, config.target_sample_rate)
     windows = normalize(split_windows(samples, config.window_steps, config.num_windows, config.pad_mode), config)
-    windows = windows.astype(np.float32)
+    with np.errstate(over="ignore"):  # overflow is reported below as an InputError
+        windows = windows.astype(np.float32)
     if not np.isfinite(windows).all():  # e.g. values near the float32 limit; never let them reach the model
         raise InputError(item, "values overflow float32 after preprocessing", fix="check the units of the samples")
     return windows
