@@ -1,0 +1,154 @@
+"""Raw audio inputs: file paths and in-memory arrays with a stated sample rate.
+
+Both become an :class:`AudioSource` that knows its length and rate and reads any frame range on demand,
+so a long file is never decoded whole: only the frames the clips need are read (``soundfile`` seeks).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from bindcore import InputError
+
+# Formats libsndfile decodes that we document and test; others it can read also work.
+SUPPORTED_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+@dataclass(frozen=True)
+class AudioArray:
+    """An in-memory waveform and its sample rate.
+
+    ``samples`` is a numpy array or torch tensor of real values (any float or integer dtype is
+    converted to float32 as-is, without rescaling integers), laid out as either
+
+    * 1-D ``(samples,)``: mono, or
+    * 2-D ``(channels, samples)``: channel-first, like ``torchaudio.load``. A ``(samples, channels)``
+      array (``soundfile.read``'s layout) must be transposed first: shapes are never guessed.
+    """
+
+    samples: Any
+    sample_rate: int
+
+    def __repr__(self) -> str:
+        shape = tuple(getattr(self.samples, "shape", ()))
+        return f"AudioArray(shape={shape}, sample_rate={self.sample_rate})"
+
+
+class AudioSource:
+    """One input's channels x frames at its own rate, readable by frame range."""
+
+    item: Any
+    sample_rate: int
+    num_frames: int
+    num_channels: int
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``[start, stop)`` (clamped to the input) as float32 ``(channels, frames)``."""
+        raise NotImplementedError
+
+
+class ArraySource(AudioSource):
+    def __init__(self, item: Any, samples: np.ndarray, sample_rate: int):
+        self.item = item
+        self.samples = samples
+        self.sample_rate = sample_rate
+        self.num_channels, self.num_frames = samples.shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.samples[:, max(start, 0): max(stop, 0)]
+
+
+class FileSource(AudioSource):
+    def __init__(self, item: Any, path: Path):
+        self.item = item
+        self.path = path
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # libsndfile's errors are RuntimeError/LibsndfileError with the reason
+            raise InputError(item, f"cannot decode audio: {_libsndfile_reason(exc)}",
+                             fix=f"pass a readable audio file ({', '.join(SUPPORTED_SUFFIXES)})") from None
+        self.sample_rate = int(info.samplerate)
+        self.num_frames = int(info.frames)
+        self.num_channels = int(info.channels)
+        if self.sample_rate <= 0:
+            raise InputError(item, f"file reports sample rate {self.sample_rate}", fix="re-encode the file")
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(start, 0), min(stop, self.num_frames)
+        if stop <= start:
+            return np.zeros((self.num_channels, 0), dtype=np.float32)
+        try:
+            with sf.SoundFile(str(self.path)) as handle:
+                if start:
+                    handle.seek(start)
+                data = handle.read(stop - start, dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise InputError(self.item, f"decoding failed at frames {start}-{stop}: {_libsndfile_reason(exc)}",
+                             fix="the file may be truncated or corrupt; re-encode it") from None
+        if data.shape[0] != stop - start:
+            raise InputError(self.item, f"file is truncated: it reports {self.num_frames} frames but frames "
+                             f"{start + data.shape[0]}-{stop} could not be read",
+                             fix="re-encode or re-download the file")
+        return np.ascontiguousarray(data.T)
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[-1]
+
+
+def open_source(item: Any) -> AudioSource:
+    """Turn one raw input into an :class:`AudioSource`, or raise :class:`bindcore.InputError`."""
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if not path.is_file():
+            reason = "is a directory" if path.is_dir() else "no such file"
+            raise InputError(item, reason, fix="pass the path of an audio file")
+        if path.stat().st_size == 0:
+            raise InputError(item, "file is empty (0 bytes)", fix="pass a non-empty audio file")
+        return FileSource(item, path)
+    if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (tuple, list)):
+        item = AudioArray(*item)
+    if isinstance(item, AudioArray):
+        return ArraySource(item, _as_channels_first(item), _check_rate(item, item.sample_rate))
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        raise InputError(item, "a bare array has no sample rate",
+                         fix="wrap it: AudioArray(samples, sample_rate) or (samples, sample_rate)")
+    raise InputError(item, f"unsupported audio input type {type(item).__name__}",
+                     fix="pass a file path, AudioArray(samples, sample_rate) or a (samples, sample_rate) tuple")
+
+
+def _check_rate(item: Any, rate: Any) -> int:
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise InputError(item, f"sample_rate must be a positive integer, got {rate!r}",
+                         fix="state the rate in Hz, e.g. AudioArray(x, 16000)")
+    return int(rate)
+
+
+def _as_channels_first(item: AudioArray) -> np.ndarray:
+    samples = item.samples
+    if isinstance(samples, torch.Tensor):
+        samples = samples.detach().cpu()
+        if samples.dtype in (torch.bfloat16, torch.float16):
+            samples = samples.float()
+        samples = samples.numpy()
+    samples = np.asarray(samples)
+    if samples.dtype.kind not in "fiu":
+        raise InputError(item, f"samples have dtype {samples.dtype}", fix="pass real-valued float or integer samples")
+    if samples.ndim == 1:
+        samples = samples[None]
+    elif samples.ndim != 2:
+        raise InputError(item, f"samples must be 1-D (mono) or 2-D (channels, samples), got {samples.ndim}-D")
+    if samples.shape[0] == 0:
+        raise InputError(item, "samples have zero channels", fix="pass (channels, samples) with channels >= 1")
+    if samples.shape[0] > samples.shape[1]:
+        raise InputError(item, f"shape {samples.shape} reads as {samples.shape[0]} channels of "
+                         f"{samples.shape[1]} samples", fix="the layout is (channels, samples); transpose it")
+    return np.ascontiguousarray(samples, dtype=np.float32)

@@ -1,0 +1,119 @@
+"""Raw audio inputs → normalised log-mel clips ``(N, clips, 1, num_mel_bins, target_length)``.
+
+Per input: resampled length ``L = ceil(frames * rate / input_rate)``; ``clips_per_item`` windows of
+``clip_duration`` placed evenly over it (ImageBind's pinned pytorchvideo sampler, see
+:func:`clip_windows`); only the input frames those windows need are read and resampled (overlapping
+windows are merged, so a short file is read and resampled once). Each clip is processed on its own
+copy (the reference's in-place mean leaks between overlapping clips; we do not reproduce that), then the
+frames of all clips of all inputs go through one batched Kaldi filterbank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bind_audio.config import AudioConfig
+from bind_audio.fbank import frame_signals, log_mel
+from bind_audio.inputs import AudioSource, open_source
+from bind_audio.resample import input_range, resample_range, resampled_length
+from bindcore import InputError
+
+
+def clip_windows(num_samples: int, sample_rate: int, clip_duration: float, clips: int) -> list[tuple[int, int]]:
+    """Sample windows ``[start, stop)`` of ``clips`` clips spread over ``num_samples`` samples.
+
+    The reference's rule (pytorchvideo ``ConstantClipsPerVideoSampler`` at the commit ImageBind pins):
+    ``duration = num_samples / rate`` (a float), ``step = Fraction(max(duration - clip, 0)) / max(clips - 1, 1)``,
+    clip ``k`` spans ``[k step, k step + clip]`` seconds, converted with ``int(seconds * rate)`` and clamped
+    to the signal (so inputs shorter than a clip give short clips, all starting at 0).
+    """
+    duration = num_samples / sample_rate
+    clip = Fraction(clip_duration)
+    step = Fraction(max(duration - clip_duration, 0)) / max(clips - 1, 1)
+    windows = []
+    for k in range(clips):
+        start = k * step
+        stop = start + clip
+        windows.append((min(int(start * sample_rate), num_samples), min(int(stop * sample_rate), num_samples)))
+    return windows
+
+
+def _merge(windows: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Union of windows, joining those closer than ``gap`` samples (read once rather than twice)."""
+    merged: list[list[int]] = []
+    for start, stop in sorted(windows):
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    return [(a, b) for a, b in merged]
+
+
+def _mix(source: AudioSource, block: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """``(channels, n)`` → ``(n,)``: channel 0 (reference) or the mean of all channels."""
+    return block[0] if config.channel == "first" or block.shape[0] == 1 else block.mean(axis=0)
+
+
+def load_clips(source: AudioSource, config: AudioConfig) -> list[Tensor]:
+    """The ``clips_per_item`` mono clips of one input at ``config.sample_rate`` (float32, unnormalised)."""
+    rate, target = source.sample_rate, config.sample_rate
+    length = resampled_length(source.num_frames, rate, target)
+    if length < config.window_samples:
+        raise InputError(source.item, f"audio is too short: {source.num_frames} frames at {rate} Hz, less than one "
+                         f"{config.frame_length_ms:g} ms analysis window", fix="pass a longer recording")
+    windows = clip_windows(length, target, config.clip_duration, config.clips_per_item)
+    segments: dict[tuple[int, int], Tensor] = {}
+    for seg_start, seg_stop in _merge(windows, gap=config.window_samples):
+        lo, hi = input_range(seg_start, seg_stop, rate, target, config.resample_lowpass_width, config.resample_rolloff)
+        lo, hi = max(lo, 0), min(hi, source.num_frames)
+        block = source.read(lo, hi)
+        if not np.isfinite(block).all():
+            bad = np.argwhere(~np.isfinite(block))[0]
+            raise InputError(source.item, f"sample {lo + int(bad[1])} of channel {int(bad[0])} is "
+                             f"{block[tuple(bad)]!r}", fix="remove NaN/Inf samples before embedding")
+        mono = torch.from_numpy(np.ascontiguousarray(_mix(source, block, config), dtype=np.float32))
+        segments[(seg_start, seg_stop)] = resample_range(
+            mono, lo, source.num_frames, seg_start, seg_stop, rate, target,
+            config.resample_lowpass_width, config.resample_rolloff)
+    clips = []
+    for start, stop in windows:
+        seg_start, segment = next((a, seg) for (a, b), seg in segments.items() if a <= start and stop <= b)
+        clip = segment[start - seg_start: stop - seg_start]
+        clips.append(clip - clip.mean())  # a copy per clip: no leakage between overlapping clips
+    return clips
+
+
+def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
+    """Mono clips → normalised log-mel images ``(len(clips), 1, num_mel_bins, target_length)``, batched."""
+    frames, counts = frame_signals(clips, config.window_samples, config.shift_samples)
+    features = log_mel(frames, sample_rate=config.sample_rate, num_bins=config.num_mel_bins,
+                       fft_size=config.fft_size, low_freq=config.low_freq, high_freq=config.mel_high_freq,
+                       preemphasis=config.preemphasis)
+    out = torch.full((len(clips), config.target_length, config.num_mel_bins), config.pad_value, dtype=torch.float32)
+    offset = 0
+    for index, count in enumerate(counts):
+        keep = min(count, config.target_length)
+        out[index, :keep] = features[offset: offset + keep]
+        offset += count
+    out = (out - config.mean) / config.std
+    return out.transpose(1, 2).unsqueeze(1).contiguous()
+
+
+def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
+    """Raw inputs (paths, :class:`~bind_audio.AudioArray`, ``(samples, rate)`` tuples) → ``(N, clips, 1, F, T)``."""
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+        raise InputError(inputs, "preprocess takes a sequence of inputs", fix="wrap a single input in a list")
+    clips: list[Tensor] = []
+    for item in inputs:
+        source = open_source(item)
+        clips.extend(load_clips(source, config))
+    if not clips:
+        return torch.zeros(0, config.clips_per_item, 1, *config.input_size)
+    images = spectrograms(clips, config)
+    return images.reshape(len(inputs), config.clips_per_item, 1, *config.input_size)
