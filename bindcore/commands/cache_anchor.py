@@ -1,0 +1,28 @@
+"""``bindcore cache-anchor RECIPE``: precompute the frozen anchor's image embeddings of every training set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("cache-anchor")
+    @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Run directory (the cache goes to anchor.cache_dir or OUT/anchor_cache).")
+    def cache_anchor_command(recipe: Path, out: Path | None) -> None:
+        """Compute the anchor's image embeddings once into memory-mapped files (stale caches are rebuilt)."""
+        from bindcore.errors import BindcoreError
+        from bindcore.train.recipe import load_recipe
+
+        try:
+            validated = load_recipe(recipe, overrides=["anchor.cache_embeddings=true"])
+            from bindcore.train.trainer import Trainer
+
+            trainer = Trainer(validated, out or Path("runs") / validated.recipe.name, log=click.echo)
+        except BindcoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        for name, cache in trainer.batches.anchor_caches.items():
+            click.echo(f"{name}: {cache.path} ({len(cache)} × {cache.array.shape[1]})")

@@ -1,0 +1,47 @@
+"""``bindcore train RECIPE --out DIR``: validate the recipe, train, then evaluate into ``DIR/eval.json``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("train")
+    @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Run directory (default: runs/<recipe name>). Re-running resumes from its latest checkpoint.")
+    @click.option("--resume", "resume", type=str, default=None,
+                  help="Resume from this checkpoint file (default: the run directory's latest, if any).")
+    @click.option("--no-resume", is_flag=True, help="Start over even if the run directory has checkpoints.")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="Override a recipe value, e.g. --set modalities.audio.train.lr=1e-4 (repeatable).")
+    @click.option("--check", is_flag=True, help="Only validate the recipe, then exit.")
+    @click.option("--no-eval", is_flag=True, help="Skip the evaluation at the end.")
+    def train_command(recipe: Path, out: Path | None, resume: str | None, no_resume: bool,
+                      overrides: tuple[str, ...], check: bool, no_eval: bool) -> None:
+        """Bind the modalities of RECIPE to its frozen anchor (each step trains one anchor–modality pair)."""
+        from bindcore.errors import BindcoreError
+        from bindcore.train.recipe import load_recipe
+
+        started = time.perf_counter()
+        try:
+            validated = load_recipe(recipe, overrides=list(overrides))
+        except BindcoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        if check:
+            click.echo(f"{recipe}: valid ({', '.join(validated.modalities)})")
+            return
+        from bindcore.train.trainer import train
+
+        out = out or Path("runs") / validated.recipe.name
+        mode: bool | str = False if no_resume else (resume or "auto")
+        try:
+            train(validated, out, resume=mode, evaluate=False if no_eval else None,
+                           log=lambda m: click.echo(m, err=False))
+        except BindcoreError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+        click.echo(f"done in {time.perf_counter() - started:.0f}s: {out}", file=sys.stdout)

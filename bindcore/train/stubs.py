@@ -1,0 +1,156 @@
+"""Small stand-in modalities for tests and smoke runs of the trainer without the real plugins.
+
+``StubVision``/``StubText`` play the anchor's image/caption side; ``make_feature_modality`` builds tiny
+bindable modalities whose toy rendering is a noisy concept signature. Register them with
+:func:`stub_registry` (a fresh registry that loads no entry points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from bindcore.config import ModalityConfig
+from bindcore.errors import InputError
+from bindcore.hookspecs import hookimpl
+from bindcore.modality import Modality
+from bindcore.toyworld import Scene, concept_code
+
+
+class StubVisionConfig(ModalityConfig):
+    image_size: int = Field(16, ge=4)
+
+
+class StubVision(Modality):
+    """Toy images: a concept-coloured square on a concept-tinted background, float ``(3, S, S)`` in [0, 1]."""
+
+    name = "vision"
+    Config = StubVisionConfig
+    trainable = False
+
+    def render_toy(self, scene: Scene) -> np.ndarray:
+        size = self.config.image_size
+        rng = scene.rng("vision")
+        image = np.empty((3, size, size), dtype=np.float32)
+        image[:] = concept_code(scene.concept, "stub-bg", 3)[:, None, None] * 0.5
+        half = max(1, int(scene.size * size / 2))
+        cx, cy = int(scene.x * size), int(scene.y * size)
+        image[:, max(0, cy - half):cy + half, max(0, cx - half):cx + half] = \
+            concept_code(scene.concept, "stub-fg", 3)[:, None, None]
+        image = image * scene.brightness + rng.normal(0, scene.noise, image.shape).astype(np.float32)
+        return np.clip(image, 0, 1)
+
+    def preprocess(self, inputs: Sequence[Any]) -> Tensor:
+        rows = []
+        for item in inputs:
+            array = np.asarray(item, dtype=np.float32)
+            if array.shape != (3, self.config.image_size, self.config.image_size):
+                raise InputError(item, f"expected shape (3, {self.config.image_size}, {self.config.image_size})")
+            rows.append(torch.from_numpy((array - 0.5) / 0.25))
+        return torch.stack(rows)
+
+
+class StubTextConfig(ModalityConfig):
+    context_length: int = Field(16, ge=4)
+
+
+class StubText(Modality):
+    """Toy captions ``"a photo of a dog."``, tokenised with open_clip's BPE tokenizer."""
+
+    name = "text"
+    Config = StubTextConfig
+    trainable = False
+
+    def render_toy(self, scene: Scene) -> str:
+        return f"a photo of a {scene.name}."
+
+    def preprocess(self, inputs: Sequence[Any]) -> Tensor:
+        import open_clip
+
+        for item in inputs:
+            if not isinstance(item, str):
+                raise InputError(item, "expected a string")
+        return open_clip.tokenize(list(inputs), context_length=self.config.context_length)
+
+
+class FeatureConfig(ModalityConfig):
+    dim: int = Field(16, ge=2)
+    width: int = Field(32, ge=2)
+    embed_dim: int = Field(64, ge=2)
+    drop_path: float = Field(0.0, ge=0, lt=1)
+
+
+class FeatureModality(Modality):
+    """A bindable toy modality: noisy per-concept signature vectors through a 2-layer MLP."""
+
+    name = "toyfeat"
+    Config = FeatureConfig
+
+    def __init__(self, config: ModalityConfig | None = None, **options: Any):
+        super().__init__(config, **options)
+        cfg = self.config
+        self.trunk = nn.Sequential(nn.Linear(cfg.dim, cfg.width), nn.GELU(), nn.Dropout(cfg.drop_path),
+                                   nn.Linear(cfg.width, cfg.width))
+        self.head = nn.Linear(cfg.width, cfg.embed_dim, bias=False)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    def render_toy(self, scene: Scene) -> np.ndarray:
+        rng = scene.rng(self.name)
+        code = concept_code(scene.concept, self.name, self.config.dim) * 2 - 1
+        return (code * scene.brightness + rng.normal(0, 0.2, code.shape)).astype(np.float32)
+
+    def preprocess(self, inputs: Sequence[Any]) -> Tensor:
+        rows = []
+        for item in inputs:
+            array = np.asarray(item, dtype=np.float32)
+            if array.shape != (self.config.dim,) or not np.isfinite(array).all():
+                raise InputError(item, f"expected {self.config.dim} finite floats")
+            rows.append(torch.from_numpy(array))
+        return torch.stack(rows)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.trunk(x)
+
+    def project(self, h: Tensor) -> Tensor:
+        return F.normalize(self.head(h), dim=-1)
+
+
+def make_feature_modality(name: str) -> type[FeatureModality]:
+    """A :class:`FeatureModality` subclass registered under ``name``."""
+    return type(f"Feature_{name}", (FeatureModality,), {"name": name})
+
+
+class StubPlugin:
+    def __init__(self, *classes: type) -> None:
+        self.classes = classes
+
+    @hookimpl
+    def register_modalities(self, register: Any) -> None:
+        for cls in self.classes:
+            register(cls)
+
+
+def stub_registry(*feature_names: str) -> Any:
+    """A fresh registry (no entry points) holding the stub vision/text and the named feature modalities."""
+    from bindcore.plugins import Registry
+
+    registry = Registry(load_entry_points=False)
+    classes = [StubVision, StubText, *(make_feature_modality(n) for n in feature_names)]
+    registry.add_plugin(StubPlugin(*classes), name="bindcore-stubs", version="0")
+    return registry
+
+
+def install_stub_registry(*feature_names: str) -> Any:
+    """Make :func:`stub_registry` the process-wide registry; returns the previous one."""
+    from bindcore.plugins import set_registry
+
+    return set_registry(stub_registry(*feature_names))

@@ -1,0 +1,568 @@
+"""The binding trainer: a frozen anchor whose image tower gives the targets of every bound modality; each
+step trains one (anchor, modality) pair; a schedule mixes modalities in one run.
+
+Resumable bit-for-bit on CPU: the data order is a pure function of (seed, step), augmentation is seeded
+per step in the workers, and checkpoints hold weights, optimiser state, temperatures and RNG states.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from bindcore.data.batches import Materialized, StepBatches, preprocess_all
+from bindcore.data.plan import ModalityPlan, StepPlan, _seed_of
+from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
+from bindcore.errors import ConfigError, NonFiniteError
+from bindcore.train.anchor_setup import (
+    DEFAULT_TEMPLATES,
+    FrozenOpenClip,
+    load_anchor_state,
+    load_named_anchor,
+    pretrain_tiny_anchor,
+    save_anchor_state,
+)
+from bindcore.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bindcore.train.recipe import ModalityRecipe, ValidatedRecipe
+
+METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
+                  "elapsed_s")
+
+
+# -- loss ---------------------------------------------------------------------------------------------
+def contrastive_loss(z: Tensor, target: Tensor, temperature: Tensor) -> Tensor:
+    """Symmetric InfoNCE between bound-modality rows and anchor rows (negatives gathered across ranks)."""
+    try:
+        from bindcore.loss import info_nce
+    except ImportError:  # the core loss engine is optional at this layer; same maths, plain version
+        return _plain_info_nce(z, target, temperature)
+    return info_nce(z, target, temperature)
+
+
+def _plain_info_nce(a: Tensor, b: Tensor, temperature: Tensor) -> Tensor:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        import torch.distributed.nn.functional as dist_fn
+
+        rank, local = dist.get_rank(), a.shape[0]
+        all_a = torch.cat(dist_fn.all_gather(a))
+        all_b = torch.cat(dist_fn.all_gather(b))
+        labels = torch.arange(local, device=a.device) + rank * local
+        logits_ab = a @ all_b.T / temperature
+        logits_ba = b @ all_a.T / temperature
+        return (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels)) / 2
+    logits = a @ b.T / temperature
+    labels = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+class BindHead(nn.Module):
+    """A trainable modality plus its InfoNCE temperature (stored as log, learnable or fixed)."""
+
+    def __init__(self, modality: nn.Module, temperature: float, learnable: bool):
+        super().__init__()
+        self.modality = modality
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=learnable)
+
+    def temperature(self) -> Tensor:
+        # ImageBind/CLIP clamp the logit scale at 100, i.e. temperature >= 0.01
+        return self.log_temperature.exp().clamp(min=0.01)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.modality(x)
+
+
+def lr_at(settings: Any, plan: ModalityPlan, local_step: int) -> float:
+    """Linear warmup over ``warmup_epochs`` then cosine decay to ``min_lr`` over the modality's steps."""
+    warmup = int(settings.warmup_epochs * plan.steps_per_epoch)
+    if local_step < warmup:
+        return settings.lr * (local_step + 1) / warmup
+    span = max(1, plan.total_steps - warmup)
+    progress = min(1.0, (local_step - warmup) / span)
+    return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# -- setup helpers ------------------------------------------------------------------------------------
+@dataclass
+class Context:
+    recipe: ValidatedRecipe
+    out: Path
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    autocast_dtype: torch.dtype | None = None
+    log: Callable[[str], None] = print
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; initialises the process group when world > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def make_context(recipe: ValidatedRecipe, out: Path, log: Callable[[str], None]) -> Context:
+    run = recipe.run
+    rank, world = init_distributed()
+    if run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available()):
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" and run.precision in ("auto", "bf16") else None
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    return Context(recipe, out, device, rank, world, dtype, log if rank == 0 else (lambda _msg: None))
+
+
+def build_anchor_side(recipe: ValidatedRecipe) -> tuple[Any, Any]:
+    """The vision and text plugins, used only to render and preprocess the anchor's images and captions."""
+    from bindcore.plugins import get_registry
+
+    registry = get_registry()
+    vision = registry.get("vision")(**recipe.anchor.image)
+    text = registry.get("text")(**recipe.anchor.text)
+    return vision, text
+
+
+def build_modalities(recipe: ValidatedRecipe) -> dict[str, nn.Module]:
+    """Each bound modality, initialised from a seed of its own (so adding one doesn't change the others)."""
+    from bindcore.plugins import get_registry
+
+    modules = {}
+    for name, block in sorted(recipe.modalities.items()):
+        torch.manual_seed(_seed_of("init", recipe.run.seed, name) % 2**63)
+        modules[name] = get_registry().get(name)(block.config)
+    return modules
+
+
+def build_source(recipe: ValidatedRecipe, name: str, block: ModalityRecipe, vision: Any, module: Any,
+                 *, split: str = "train") -> PairedSource:
+    toy = recipe.recipe.data.toy
+    if block.data.kind == "toy":
+        count = toy.train_scenes if split == "train" else toy.eval_scenes
+        seed = toy.seed if split == "train" else toy.seed + 1_000_003
+        return ToySource(count, seed, {IMAGE_KEY: vision, name: module})
+    if block.data.kind == "manifest":
+        return ManifestSource(recipe.resolve(block.data.manifest or ""), name)
+    return ShardSource(str(recipe.resolve(block.data.shards or "")), name)
+
+
+def prepare_anchor(ctx: Context, vision: Any, text: Any) -> FrozenOpenClip:
+    """A named anchor with weights, or the tiny anchor: loaded from the run dir or pretrained on toy pairs."""
+    spec = ctx.recipe.anchor
+    if spec.model != "tiny":
+        return load_named_anchor(spec, ctx.recipe.resolve).to(ctx.device)
+    meta = {"tiny": spec.tiny.model_dump(), "pretrain": spec.pretrain.model_dump(), "seed": ctx.recipe.run.seed,
+            "toy_seed": ctx.recipe.recipe.data.toy.seed, "image": spec.image, "text": spec.text,
+            "templates": ctx.recipe.recipe.eval.templates}
+    path = ctx.out / "anchor" / "anchor.pt"
+    model = load_anchor_state(path, spec, meta)
+    if model is None:
+        if ctx.world_size > 1 and not ctx.is_main:
+            dist.barrier()  # rank 0 pretrains; the others wait and load its result
+            model = load_anchor_state(path, spec, meta)
+        else:
+            model = _pretrain(ctx, vision, text)
+            save_anchor_state(model, path, meta)
+            if ctx.world_size > 1:
+                dist.barrier()
+    elif ctx.world_size > 1:
+        dist.barrier()
+    assert model is not None
+    return FrozenOpenClip(model, {"model": "tiny", **meta}).to(ctx.device)
+
+
+def _pretrain(ctx: Context, vision: Any, text: Any) -> nn.Module:
+    from bindcore.toyworld import CONCEPTS
+
+    spec = ctx.recipe.anchor
+    cfg = spec.pretrain
+    toy_seed = ctx.recipe.recipe.data.toy.seed + 7_919  # its own scenes: not the binding or eval scenes
+    source = ToySource(cfg.scenes, toy_seed, {IMAGE_KEY: vision, "text": text})
+    workers = ctx.recipe.recipe.data.workers
+    started = time.perf_counter()
+    images = preprocess_all(source, IMAGE_KEY, vision, workers=workers)
+    templates = ctx.recipe.recipe.eval.templates or list(DEFAULT_TEMPLATES)
+    template_tokens = {
+        concept: text.preprocess([t.format(name) for t in templates]) for concept, name in enumerate(CONCEPTS)
+    }
+    captions: list[list[Tensor]] = []
+    plugin_captions = text.preprocess([source.load(i, ("text",))["text"] for i in range(len(source))])
+    for i in range(len(source)):
+        rows = [plugin_captions[i]]
+        if cfg.extra_templates:
+            rows += list(template_tokens[source.label(i)])
+        captions.append(rows)
+    ctx.log(f"anchor: rendered {len(source)} toy image–caption pairs in {time.perf_counter() - started:.1f}s; "
+            f"pretraining a tiny open_clip for {cfg.steps} steps")
+    model = pretrain_tiny_anchor(spec, images, captions, seed=ctx.recipe.run.seed,
+                                 progress=ctx.recipe.run.progress)
+    return model
+
+
+def _param_groups(head: BindHead, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, param in head.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 and "pos_embed" not in name and "cls_token" not in name else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def enable_grad_checkpointing(module: nn.Module) -> int:
+    """Set ``grad_checkpointing`` on every transformer inside ``module``; returns how many."""
+    count = 0
+    for sub in module.modules():
+        if hasattr(sub, "grad_checkpointing"):
+            sub.grad_checkpointing = True
+            count += 1
+    return count
+
+
+# -- the run ------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    final_losses: dict[str, float] = field(default_factory=dict)
+    eval: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Build everything a recipe describes, then :meth:`fit`."""
+
+    def __init__(self, recipe: ValidatedRecipe, out: str | os.PathLike[str], *,
+                 log: Callable[[str], None] = print,
+                 step_hook: Callable[[int, dict[str, Any]], None] | None = None):
+        self.started = time.perf_counter()
+        self.out = Path(out)
+        self.ctx = make_context(recipe, self.out, log)
+        self.recipe = recipe
+        self.step_hook = step_hook
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_recipe()
+        run = recipe.run
+        self.vision, self.text = build_anchor_side(recipe)
+        self.anchor = prepare_anchor(self.ctx, self.vision, self.text)
+        self.modules = build_modalities(recipe)
+        self.heads: dict[str, BindHead] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        for name, module in self.modules.items():
+            settings = recipe.modalities[name].train
+            head = BindHead(module, settings.temperature, settings.learnable_temperature).to(self.ctx.device)
+            if run.grad_checkpointing:
+                enable_grad_checkpointing(head)
+            self.heads[name] = head
+            self.optimizers[name] = torch.optim.AdamW(_param_groups(head, settings.weight_decay),
+                                                      lr=settings.lr, betas=settings.betas)
+        self.wrapped: dict[str, nn.Module] = dict(self.heads)
+        if self.ctx.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.wrapped = {n: DistributedDataParallel(h, device_ids=ids) for n, h in self.heads.items()}
+        self._build_data()
+
+    def _write_recipe(self) -> None:
+        path = self.out / "recipe.yaml"
+        fingerprint = self.recipe.fingerprint()
+        marker = self.out / "recipe.fingerprint"
+        changed = marker.is_file() and marker.read_text().strip() != fingerprint
+        if changed and latest_checkpoint(self.out / "checkpoints"):
+            raise ConfigError(f"{self.out} holds a run of a different recipe; choose another --out "
+                              f"or delete {self.out / 'checkpoints'}")
+        path.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False))
+        marker.write_text(fingerprint + "\n")
+
+    def _build_data(self) -> None:
+        recipe, ctx = self.recipe, self.ctx
+        workers = recipe.recipe.data.workers
+        self.sources: dict[str, PairedSource] = {}
+        stores: dict[tuple[str, str], Materialized] = {}
+        shared: dict[str, Materialized] = {}
+        caches: dict[str, Any] = {}
+        plans = []
+        for name, block in sorted(recipe.modalities.items()):
+            source = build_source(recipe, name, block, self.vision, self.modules[name])
+            self.sources[name] = source
+            global_batch = block.train.batch_size
+            if global_batch % ctx.world_size:
+                raise ConfigError(f"modalities.{name}.train.batch_size {global_batch} is not divisible by the "
+                                  f"{ctx.world_size} processes")
+            plans.append(ModalityPlan(name, len(source), global_batch, block.train.replication, block.train.epochs,
+                                      block.train.max_steps))
+            if block.data.kind == "toy":  # small and in memory: render + preprocess once
+                started = time.perf_counter()
+                stores[(name, name)] = Materialized(
+                    preprocess_all(source, name, self.modules[name], workers=workers))
+                ctx.log(f"data: {name}: {len(source)} toy scenes rendered and preprocessed in "
+                        f"{time.perf_counter() - started:.1f}s")
+            if recipe.anchor.cache_embeddings:
+                caches[name] = self._anchor_cache(source)
+            elif block.data.kind == "toy":
+                key = source.fingerprint(IMAGE_KEY)
+                if key not in shared:
+                    shared[key] = Materialized(preprocess_all(source, IMAGE_KEY, self.vision, workers=workers))
+                stores[(name, IMAGE_KEY)] = shared[key]
+        self.plan = StepPlan(plans, recipe.run.seed, recipe.run.schedule)
+        augmentations = {n: b.train.augmentation for n, b in recipe.modalities.items()
+                         if any(v for v in b.train.augmentation.model_dump().values())}
+        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=self.vision,
+                                   augmentations=augmentations, seed=recipe.run.seed, stores=stores,
+                                   anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size)
+
+    def _anchor_cache(self, source: PairedSource) -> Any:
+        from bindcore.train.cache import build_anchor_cache
+
+        spec = self.recipe.anchor
+        cache_dir = self.recipe.resolve(spec.cache_dir) if spec.cache_dir else self.out / "anchor_cache"
+        if self.ctx.world_size > 1 and not self.ctx.is_main:
+            dist.barrier()
+            return build_anchor_cache(self.anchor, source, self.vision, cache_dir, device=self.ctx.device,
+                                      workers=self.recipe.recipe.data.workers)
+        started = time.perf_counter()
+        cache = build_anchor_cache(self.anchor, source, self.vision, cache_dir, device=self.ctx.device,
+                                   workers=self.recipe.recipe.data.workers, log=self.ctx.log)
+        self.ctx.log(f"anchor cache: {cache.path.name} ready ({len(cache)} rows, {time.perf_counter() - started:.1f}s)")
+        if self.ctx.world_size > 1:
+            dist.barrier()
+        return cache
+
+    # -- state --------------------------------------------------------------------------------------
+    def state(self, step: int) -> dict[str, Any]:
+        return {"format": "bindcore-train/1", "step": step, "recipe": self.recipe.fingerprint(),
+                "heads": {n: h.state_dict() for n, h in self.heads.items()},
+                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+                "rng": rng_state(), "last_loss": dict(self.last_loss)}
+
+    def restore(self, payload: dict[str, Any]) -> int:
+        if payload.get("recipe") != self.recipe.fingerprint():
+            raise ConfigError("the checkpoint was written by a different recipe; use another --out or --no-resume")
+        for name, head in self.heads.items():
+            head.load_state_dict(payload["heads"][name])
+            self.optimizers[name].load_state_dict(payload["optimizers"][name])
+        set_rng_state(payload["rng"])
+        self.last_loss = dict(payload.get("last_loss", {}))
+        return int(payload["step"])
+
+    # -- training -----------------------------------------------------------------------------------
+    def fit(self, *, resume: bool | str | None = "auto") -> TrainResult:
+        run, ctx = self.recipe.run, self.ctx
+        ckpt_dir = self.out / "checkpoints"
+        self.last_loss: dict[str, float] = {}
+        torch.manual_seed(_seed_of("train", run.seed) % 2**63)
+        start = 0
+        resume_from: Path | None = None
+        if isinstance(resume, str) and resume != "auto":
+            resume_from = Path(resume)
+            if not resume_from.is_file():
+                raise ConfigError(f"--resume: checkpoint not found: {resume_from}")
+        elif resume:
+            resume_from = latest_checkpoint(ckpt_dir)
+        if resume_from is not None:
+            start = self.restore(load_checkpoint(resume_from))
+            ctx.log(f"resuming from {resume_from} (step {start}/{len(self.plan)})")
+        total = len(self.plan)
+        self._open_logs(start)
+        last_good = resume_from
+        if start < total:
+            last_good = self._loop(start, total, ckpt_dir, last_good)
+        if ctx.is_main:
+            self._save_modalities()
+        self._close_logs()
+        result = TrainResult(self.out, total, dict(self.last_loss), seconds=time.perf_counter() - self.started)
+        return result
+
+    def _loader(self, start: int, total: int) -> torch.utils.data.DataLoader:
+        workers = self.recipe.recipe.data.workers
+        return torch.utils.data.DataLoader(
+            self.batches, batch_size=None, sampler=range(start, total), num_workers=workers,
+            prefetch_factor=self.recipe.recipe.data.prefetch if workers else None,
+            generator=torch.Generator(),  # never draws from the global RNG: resume stays bit-identical
+        )
+
+    def _targets(self, batch: dict[str, Any]) -> Tensor:
+        if "anchor" in batch:
+            return batch["anchor"].to(self.ctx.device, non_blocking=True).float()
+        images = batch["images"].to(self.ctx.device, non_blocking=True)
+        with self._autocast():
+            return self.anchor.encode_image(images).float()
+
+    def _autocast(self) -> Any:
+        if self.ctx.autocast_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast(self.ctx.device.type, dtype=self.ctx.autocast_dtype)
+
+    def _loop(self, start: int, total: int, ckpt_dir: Path, last_good: Path | None) -> Path | None:
+        from tqdm import tqdm
+
+        run, ctx = self.recipe.run, self.ctx
+        for head in self.heads.values():
+            head.train()
+        bar = tqdm(total=total, initial=start, desc="bind", disable=not (run.progress and ctx.is_main),
+                   dynamic_ncols=True, unit="step")
+        window_samples, window_start = 0, time.perf_counter()
+        throughput = 0.0
+        for batch in self._loader(start, total):
+            step, name, local_step = batch["step"], batch["modality"], batch["local_step"]
+            if self.step_hook is not None:
+                self.step_hook(step, batch)
+            settings = self.recipe.modalities[name].train
+            plan = self.plan.plans[name]
+            head, wrapped, optimizer = self.heads[name], self.wrapped[name], self.optimizers[name]
+            lr = lr_at(settings, plan, local_step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            inputs = batch["inputs"]
+            targets = self._targets(batch)
+            optimizer.zero_grad(set_to_none=True)
+            micro = settings.grad_accumulation
+            loss_total = 0.0
+            for part, (x, y) in enumerate(zip(inputs.chunk(micro), targets.chunk(micro), strict=True)):
+                sync_now = part == micro - 1
+                context = wrapped.no_sync() if (not sync_now and hasattr(wrapped, "no_sync")) else _null()
+                with context, self._autocast():
+                    z = wrapped(head.modality.to_model_input(x) if hasattr(head.modality, "to_model_input") else x)
+                    loss = contrastive_loss(z.float(), y, head.temperature())
+                if not torch.isfinite(loss):
+                    self._non_finite(step, name, local_step, f"loss {loss.item()}", last_good)
+                (loss / micro).backward()
+                loss_total += loss.item() / micro
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for p in head.parameters() if p.requires_grad],
+                settings.grad_clip if settings.grad_clip else float("inf"))
+            if not torch.isfinite(grad_norm):
+                self._non_finite(step, name, local_step, f"gradient norm {grad_norm.item()}", last_good)
+            optimizer.step()
+            self.last_loss[name] = loss_total
+            window_samples += settings.batch_size
+            done = step + 1
+            if ctx.is_main:
+                elapsed = time.perf_counter() - window_start
+                if elapsed > 0.5:
+                    throughput = window_samples / elapsed
+                    window_samples, window_start = 0, time.perf_counter()
+                bar.update(1)
+                bar.set_postfix({f"loss_{n}": f"{v:.3f}" for n, v in sorted(self.last_loss.items())}
+                                | {"samples/s": f"{throughput:.0f}"}, refresh=False)
+                if done % run.log_every == 0 or done == total:
+                    self._log_metrics(done, name, local_step, loss_total, lr, head.temperature().item(),
+                                      float(grad_norm), throughput)
+            if done % run.checkpoint_every == 0 or done == total:
+                if ctx.is_main:
+                    last_good = save_checkpoint(ckpt_dir, done, self.state(done), run.keep_checkpoints)
+                if ctx.world_size > 1:
+                    dist.barrier()
+        bar.close()
+        return last_good
+
+    def _non_finite(self, step: int, name: str, local_step: int, what: str, last_good: Path | None) -> None:
+        kept = f"the last good checkpoint {last_good} is intact" if last_good else "no checkpoint was written yet"
+        self._close_logs()
+        raise NonFiniteError(
+            f"non-finite {what} at step {step} (pair image↔{name}, its step {local_step}); training stopped and "
+            f"{kept}. Try a lower modalities.{name}.train.lr, a grad_clip, or check the {name} inputs")
+
+    # -- outputs ------------------------------------------------------------------------------------
+    def _open_logs(self, start: int) -> None:
+        self.metrics_file = None
+        self.tb = None
+        if not self.ctx.is_main:
+            return
+        path = self.out / "metrics.csv"
+        rows = []
+        if path.is_file() and start > 0:  # keep the rows before the resume point only
+            with path.open(newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start]
+        self.metrics_file = path.open("w", newline="")
+        self.metrics_writer = csv.DictWriter(self.metrics_file, fieldnames=METRICS_FIELDS)
+        self.metrics_writer.writeheader()
+        self.metrics_writer.writerows(rows)
+        if self.recipe.run.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tensorboard"), purge_step=start or None)
+            except ImportError:
+                self.ctx.log("tensorboard is not installed: metrics go to metrics.csv only")
+
+    def _log_metrics(self, step: int, name: str, local_step: int, loss: float, lr: float, temperature: float,
+                     grad_norm: float, throughput: float) -> None:
+        row = {"step": step, "modality": name, "local_step": local_step, "loss": f"{loss:.6f}", "lr": f"{lr:.3e}",
+               "temperature": f"{temperature:.4f}", "grad_norm": f"{grad_norm:.4f}",
+               "samples_per_s": f"{throughput:.1f}", "elapsed_s": f"{time.perf_counter() - self.started:.1f}"}
+        if self.metrics_file is not None:
+            self.metrics_writer.writerow(row)
+            self.metrics_file.flush()
+        if self.tb is not None:
+            self.tb.add_scalar(f"loss/{name}", loss, step)
+            self.tb.add_scalar(f"lr/{name}", lr, step)
+            self.tb.add_scalar(f"temperature/{name}", temperature, step)
+            self.tb.add_scalar("throughput/samples_per_s", throughput, step)
+
+    def _close_logs(self) -> None:
+        if getattr(self, "metrics_file", None) is not None:
+            self.metrics_file.close()
+            self.metrics_file = None
+        if getattr(self, "tb", None) is not None:
+            self.tb.close()
+            self.tb = None
+
+    def _save_modalities(self) -> None:
+        for name, head in self.heads.items():
+            head.modality.save(self.out / "modalities" / name, overwrite=True,
+                               source=f"bindcore train {self.recipe.recipe.name}")
+        temperatures = {n: float(h.temperature()) for n, h in self.heads.items()}
+        (self.out / "temperatures.json").write_text(json.dumps(temperatures, indent=2) + "\n")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str | None = "auto",
+          evaluate: bool | None = None, log: Callable[[str], None] = print,
+          step_hook: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
+    """Run a validated recipe end to end: anchor, binding, then (rank 0) evaluation into ``out/eval.json``."""
+    trainer = Trainer(recipe, out, log=log, step_hook=step_hook)
+    result = trainer.fit(resume=resume)
+    do_eval = recipe.recipe.eval.enabled if evaluate is None else evaluate
+    if do_eval and trainer.ctx.is_main:
+        from bindcore.eval.run import evaluate_trainer
+
+        result.eval = evaluate_trainer(trainer, log=log)
+    result.seconds = time.perf_counter() - trainer.started
+    if trainer.ctx.world_size > 1:
+        dist.barrier()
+    return result
+
+
+__all__ = ["BindHead", "TrainResult", "Trainer", "contrastive_loss", "lr_at", "train"]
