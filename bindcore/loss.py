@@ -82,23 +82,25 @@ def _validate_pair(a: Tensor, b: Tensor) -> None:
         raise ValueError("info_nce: the batch is empty; it needs at least one pair of rows")
     if a.shape[1] < 1:
         raise ValueError("info_nce: the embedding dimension is 0; rows need at least one feature")
+    if a.dtype != b.dtype:
+        raise ValueError(f"info_nce: a is {a.dtype} and b is {b.dtype}; cast both to one dtype")
     if a.device != b.device:
         raise ValueError(f"info_nce: a is on {a.device} and b on {b.device}; move both to one device")
 
 
-def _validate_temperature(temperature: TemperatureLike) -> None:
+def _validate_temperature(temperature: TemperatureLike, name: str = "temperature") -> None:
     if isinstance(temperature, Tensor):
         if temperature.numel() != 1:
             raise ConfigError(
-                f"info_nce: temperature must be a scalar (float or 0-d tensor), got shape {tuple(temperature.shape)}"
+                f"info_nce: {name} must be a scalar (float or 0-d tensor), got shape {tuple(temperature.shape)}"
             )
-        value = float(temperature.detach())
+        value = float(temperature.detach())  # one host sync per call: cheap next to the matmuls
     elif isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         value = float(temperature)
     else:
-        raise ConfigError(f"info_nce: temperature must be a positive float or 0-d tensor, got {temperature!r}")
+        raise ConfigError(f"info_nce: {name} must be a positive float or 0-d tensor, got {temperature!r}")
     if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"info_nce: temperature must be finite and > 0 (e.g. 0.07), got {value}")
+        raise ConfigError(f"info_nce: {name} must be finite and > 0 (temperature e.g. 0.07), got {value}")
 
 
 def _validate_chunk_size(chunk_size: int | None) -> None:
@@ -111,60 +113,64 @@ def _validate_chunk_size(chunk_size: int | None) -> None:
 # -------------------------------------------------------------------------------------------------- distributed
 
 
-def _distributed_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group, or (0, 1) when not distributed."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+def _distributed_initialised() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _resolve_gather(gather: bool | None) -> tuple[int, int]:
-    """The (rank, world size) to gather over: world size 1 means 'compute locally'."""
+def _resolve_gather(gather: bool | None) -> int:
+    """The number of ranks to gather over: 1 means 'compute locally'."""
     if gather is not None and not isinstance(gather, bool):
         raise ConfigError(f"info_nce: gather must be None (auto), True or False, got {gather!r}")
-    rank, world = _distributed_world()
-    if gather is True and world == 1 and not torch.distributed.is_initialized():
+    if gather is True and not _distributed_initialised():
         raise ConfigError(
             "info_nce: gather=True but torch.distributed is not initialised "
             "(call torch.distributed.init_process_group first, or leave gather=None)"
         )
-    if gather is False:
-        return 0, 1
-    return rank, world
+    if gather is False or not _distributed_initialised():
+        return 1
+    return torch.distributed.get_world_size()
+
+
+def _batch_sizes_of_all_ranks(rows: int, device: torch.device) -> tuple[int, ...]:
+    """Every rank's batch size (one tiny all-gather), so uneven last batches are handled, not hung on."""
+    local = torch.tensor([rows], dtype=torch.long, device=device)
+    parts = [torch.empty_like(local) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, local)
+    return tuple(int(part.item()) for part in parts)
+
+
+def _all_gather_rows(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """Concatenate every rank's rows in rank order (padding to the largest batch for the collective)."""
+    largest = max(sizes)
+    padded = x if x.shape[0] == largest else torch.cat([x, x.new_zeros(largest - x.shape[0], *x.shape[1:])])
+    parts = [torch.empty_like(padded) for _ in sizes]
+    torch.distributed.all_gather(parts, padded.contiguous())
+    return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)], dim=0)
 
 
 class _AllGatherWithGrad(torch.autograd.Function):
-    """All-gather rows from every rank; backward sums the gathered gradient over ranks and keeps the local slice."""
+    """All-gather rows from every rank; backward sums the gathered gradient over ranks and keeps the local slice.
+
+    This is open_clip's ``gather_with_grad``: every rank's loss depends on every rank's rows, and the sum over
+    ranks of those dependencies is what flows back into the local rows.
+    """
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        world = torch.distributed.get_world_size()
-        ctx.rank, ctx.rows = torch.distributed.get_rank(), x.shape[0]
-        parts = [torch.empty_like(x) for _ in range(world)]
-        torch.distributed.all_gather(parts, x.contiguous())
-        return torch.cat(parts, dim=0)
+    def forward(ctx, x: Tensor, sizes: tuple[int, ...]) -> Tensor:  # type: ignore[override]
+        rank = torch.distributed.get_rank()
+        ctx.start, ctx.stop = sum(sizes[:rank]), sum(sizes[: rank + 1])
+        return _all_gather_rows(x, sizes)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         grad = grad.contiguous().clone()
         torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM)
-        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+        return grad[ctx.start : ctx.stop], None
 
 
-def _gather_rows(x: Tensor) -> Tensor:
-    if x.requires_grad:
-        return _AllGatherWithGrad.apply(x)
-    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
-
-
-def _global_mean(local_value: Tensor) -> Tensor:
-    """Same value as the mean of ``local_value`` over ranks, with the gradient of ``local_value`` alone."""
-    total = local_value.detach().clone()
-    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
-    total /= torch.distributed.get_world_size()
-    return local_value + (total - local_value.detach())
+def _gather_rows(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    # Rows that need no gradient (a frozen anchor's embeddings) skip the backward all-reduce altogether.
+    return _AllGatherWithGrad.apply(x, sizes) if x.requires_grad else _all_gather_rows(x, sizes)
 
 
 # ---------------------------------------------------------------------------------------------------- plain path
@@ -173,23 +179,38 @@ def _global_mean(local_value: Tensor) -> Tensor:
 def _plain_local_terms(
     a_local: Tensor, b_local: Tensor, a_all: Tensor, b_all: Tensor, scale: Tensor, offset: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(loss, acc a→b, acc b→a) of the local rows against all rows, materialising the logits."""
+    """(summed loss terms of both directions, #correct a→b, #correct b→a) of the local rows, with full logits."""
     rows = a_local.shape[0]
     targets = torch.arange(offset, offset + rows, device=a_local.device)
+    logits_ab = scale * (a_local @ b_all.T)
     if a_local is a_all and b_local is b_all:
-        logits_ab = scale * (a_local @ b_all.T)
         logits_ba = logits_ab.T  # one matrix serves both directions when nothing was gathered
     else:
-        logits_ab = scale * (a_local @ b_all.T)
         logits_ba = scale * (b_local @ a_all.T)
-    loss = (F.cross_entropy(logits_ab, targets) + F.cross_entropy(logits_ba, targets)) / 2
+    loss_sum = F.cross_entropy(logits_ab, targets, reduction="sum") + F.cross_entropy(
+        logits_ba, targets, reduction="sum"
+    )
     with torch.no_grad():
-        acc_ab = (logits_ab.argmax(dim=1) == targets).float().mean()
-        acc_ba = (logits_ba.argmax(dim=1) == targets).float().mean()
-    return loss, acc_ab, acc_ba
+        correct_ab = (logits_ab.argmax(dim=1) == targets).sum()
+        correct_ba = (logits_ba.argmax(dim=1) == targets).sum()
+    return loss_sum, correct_ab, correct_ba
 
 
 # ---------------------------------------------------------------------------------------------------- public API
+
+
+def _logit_scale_tensor(a: Tensor, temperature: TemperatureLike | None, logit_scale: Tensor | None) -> Tensor:
+    if (temperature is None) == (logit_scale is None):
+        raise ConfigError("info_nce: pass exactly one of temperature or logit_scale")
+    if logit_scale is not None:
+        _validate_temperature(logit_scale, name="logit_scale")  # same rules: a finite positive scalar
+        return logit_scale.reshape(()).to(device=a.device)
+    _validate_temperature(temperature)
+    if isinstance(temperature, Tensor):
+        return 1.0 / temperature.reshape(()).to(device=a.device)
+    # float32 at least, so that 1/τ is not rounded to bf16/fp16 precision
+    dtype = torch.promote_types(a.dtype, torch.float32)
+    return torch.tensor(1.0 / float(temperature), device=a.device, dtype=dtype)
 
 
 def info_nce_with_stats(
@@ -204,43 +225,42 @@ def info_nce_with_stats(
     """:func:`info_nce` plus detached accuracies; pass either ``temperature`` or ``logit_scale`` (= 1/τ)."""
     _validate_pair(a, b)
     _validate_chunk_size(chunk_size)
-    if (temperature is None) == (logit_scale is None):
-        raise ConfigError("info_nce: pass exactly one of temperature or logit_scale")
-    if logit_scale is None:
-        _validate_temperature(temperature)
-        if isinstance(temperature, Tensor):
-            scale = 1.0 / temperature.reshape(()).to(device=a.device)
-        else:
-            # float32 at least so 1/τ is not rounded to bf16/fp16 precision
-            dtype = torch.promote_types(a.dtype, torch.float32)
-            scale = torch.tensor(1.0 / float(temperature), device=a.device, dtype=dtype)
-    else:
-        _validate_temperature(logit_scale)  # same rules: a finite positive scalar
-        scale = logit_scale.reshape(()).to(device=a.device)
-    rank, world = _resolve_gather(gather)
+    scale = _logit_scale_tensor(a, temperature, logit_scale)
+    world = _resolve_gather(gather)
 
     a_local = F.normalize(a, dim=-1)
     b_local = F.normalize(b, dim=-1)
     if world > 1:
-        a_all, b_all = _gather_rows(a_local), _gather_rows(b_local)
-        offset = rank * a_local.shape[0]
+        sizes = _batch_sizes_of_all_ranks(a_local.shape[0], a_local.device)
+        a_all, b_all = _gather_rows(a_local, sizes), _gather_rows(b_local, sizes)
+        offset = sum(sizes[: torch.distributed.get_rank()])
     else:
         a_all, b_all, offset = a_local, b_local, 0
+    total_rows = a_all.shape[0]
 
     if chunk_size is None:
-        loss, acc_ab, acc_ba = _plain_local_terms(a_local, b_local, a_all, b_all, scale, offset)
+        loss_sum, correct_ab, correct_ba = _plain_local_terms(a_local, b_local, a_all, b_all, scale, offset)
     else:
-        loss, acc_ab, acc_ba = _chunked_local_terms(a_local, b_local, a_all, b_all, scale, offset, chunk_size)
+        loss_sum, correct_ab, correct_ba = _chunked_local_terms(
+            a_local, b_local, a_all, b_all, scale, offset, chunk_size
+        )
 
     if world > 1:
-        loss = _global_mean(loss)
-        with torch.no_grad():
-            acc_ab, acc_ba = _global_mean(acc_ab), _global_mean(acc_ba)
+        # This rank's share, scaled so that the mean over ranks of the shares (what DDP's gradient average
+        # differentiates) is the global loss, also when batch sizes differ between ranks.
+        local_loss = loss_sum * (world / (2 * total_rows))
+        stats = torch.stack([loss_sum.detach(), correct_ab, correct_ba]).to(_accumulation_dtype(loss_sum.dtype))
+        torch.distributed.all_reduce(stats, op=torch.distributed.ReduceOp.SUM)
+        global_loss = (stats[0] / (2 * total_rows)).to(local_loss.dtype)
+        loss = local_loss + (global_loss - local_loss.detach())  # the global value, the local share's gradient
+        correct_ab, correct_ba = stats[1], stats[2]
+    else:
+        loss = loss_sum / (2 * total_rows)
     scale_detached = scale.detach()
     return InfoNCEOutput(
         loss=loss,
-        accuracy_a2b=acc_ab,
-        accuracy_b2a=acc_ba,
+        accuracy_a2b=correct_ab.float() / total_rows,
+        accuracy_b2a=correct_ba.float() / total_rows,
         temperature=1.0 / scale_detached,
         logit_scale=scale_detached,
     )
@@ -490,11 +510,8 @@ def _chunked_local_terms(
     a_local: Tensor, b_local: Tensor, a_all: Tensor, b_all: Tensor, scale: Tensor, offset: int, chunk_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Same as :func:`_plain_local_terms`, computed in row blocks of ``chunk_size``."""
-    rows = a_local.shape[0]
     if a_local is a_all and b_local is b_all:
-        loss_sum, correct_ab, correct_ba = _ChunkedSymmetricCE.apply(a_local, b_local, scale, chunk_size)
-    else:
-        sum_ab, correct_ab = _ChunkedRowCE.apply(a_local, b_all, scale, offset, chunk_size)
-        sum_ba, correct_ba = _ChunkedRowCE.apply(b_local, a_all, scale, offset, chunk_size)
-        loss_sum = sum_ab + sum_ba
-    return loss_sum / (2 * rows), correct_ab.float() / rows, correct_ba.float() / rows
+        return _ChunkedSymmetricCE.apply(a_local, b_local, scale, chunk_size)
+    sum_ab, correct_ab = _ChunkedRowCE.apply(a_local, b_all, scale, offset, chunk_size)
+    sum_ba, correct_ba = _ChunkedRowCE.apply(b_local, a_all, scale, offset, chunk_size)
+    return sum_ab + sum_ba, correct_ab, correct_ba

@@ -19,6 +19,7 @@ from bindcore.loss import InfoNCE, info_nce, info_nce_with_stats
 
 WORLD = 2
 ROWS_PER_RANK = 5  # 5 does not divide by the chunk size 3 below, and the global batch is 10
+UNEVEN_ROWS = (6, 4)  # a last batch split unevenly: same global batch, different shares
 DIM = 4
 TEMPERATURE = 0.2
 CHUNK = 3
@@ -92,6 +93,9 @@ def _worker(rank: int, store_path: str, out_dir: str) -> None:
         rows = slice(rank * ROWS_PER_RANK, (rank + 1) * ROWS_PER_RANK)
         results = _all_cases(a[rows], b[rows], x[rows])
         local_only = a[rows].clone(), b[rows].clone()
+        uneven = slice(sum(UNEVEN_ROWS[:rank]), sum(UNEVEN_ROWS[: rank + 1]))
+        for chunk_size in (None, CHUNK):
+            results[f"uneven_{chunk_size}"] = _case(a[uneven], b[uneven], chunk_size)
         results["no_gather"] = {"loss": info_nce(*local_only, TEMPERATURE, gather=False).detach()}
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
@@ -120,28 +124,30 @@ def single_process_results() -> dict[str, dict[str, torch.Tensor]]:
     return _all_cases(a, b, x)
 
 
-def _local(t: torch.Tensor, rank: int) -> torch.Tensor:
-    return t[rank * ROWS_PER_RANK : (rank + 1) * ROWS_PER_RANK]
+def _local(t: torch.Tensor, rank: int, sizes: tuple[int, ...] = (ROWS_PER_RANK,) * WORLD) -> torch.Tensor:
+    return t[sum(sizes[:rank]) : sum(sizes[: rank + 1])]
 
 
-@pytest.mark.parametrize("case", ["both_None", "both_3", "frozen_None", "frozen_3"])
+@pytest.mark.parametrize("case", ["both_None", "both_3", "frozen_None", "frozen_3", "uneven_None", "uneven_3"])
 def test_loss_and_input_gradients_equal_single_process(
     distributed_results: list, single_process_results: dict, case: str
 ) -> None:
-    want = single_process_results[case]
+    want = single_process_results[case.replace("uneven", "both")]
+    sizes = UNEVEN_ROWS if case.startswith("uneven") else (ROWS_PER_RANK,) * WORLD
     for rank, per_rank in enumerate(distributed_results):
         got = per_rank[case]
         # Every rank reports the global loss.
         torch.testing.assert_close(got["loss"], want["loss"], rtol=1e-12, atol=1e-12)
         # A rank's own rows get N x the single-process gradient; DDP's average over N ranks divides it back.
-        torch.testing.assert_close(got["grad_a"] / WORLD, _local(want["grad_a"], rank), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(got["grad_a"] / WORLD, _local(want["grad_a"], rank, sizes), rtol=1e-10, atol=1e-12)
         if "grad_b" in want:
-            torch.testing.assert_close(got["grad_b"] / WORLD, _local(want["grad_b"], rank), rtol=1e-10, atol=1e-12)
+            want_b = _local(want["grad_b"], rank, sizes)
+            torch.testing.assert_close(got["grad_b"] / WORLD, want_b, rtol=1e-10, atol=1e-12)
     # The replicated temperature gets its rank's share; the average over ranks is the single-process gradient.
     mean_grad_tau = sum(r[case]["grad_tau"] for r in distributed_results) / WORLD
     torch.testing.assert_close(mean_grad_tau, want["grad_tau"], rtol=1e-10, atol=1e-12)
-    mean_accuracy = sum(r[case]["acc_ab"] for r in distributed_results) / WORLD
-    torch.testing.assert_close(mean_accuracy, want["acc_ab"])
+    for per_rank in distributed_results:  # accuracy over the global batch, on every rank
+        torch.testing.assert_close(per_rank[case]["acc_ab"], want["acc_ab"])
 
 
 @pytest.mark.parametrize("chunk_size", [None, CHUNK])
