@@ -48,3 +48,16 @@ def test_fixture_files_preprocess_to_the_model_inputs(parity_dir: Path,
     assert torch.equal(batch[:, 0], torch.from_numpy(np.load(parity_dir / "model_inputs" / "imu.npy")))
     reference = F.normalize(_outputs(parity_dir, "embedding"), dim=-1)
     assert (model.embed(files) - reference).abs().max() <= 1e-4
+
+
+def test_imagebind_huge_layout_loads_into_the_default_config(parity_dir: Path) -> None:
+    """Every IMU key and shape of ``imagebind_huge`` (no weights: zeros of the listed shapes) fits the defaults."""
+    state = {}
+    for line in (parity_dir / "imagebind_huge_state_dict_keys.txt").read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 2 and ".imu." in fields[0]:
+            shape = tuple(int(s) for s in fields[1].strip("()").split(",") if s.strip())
+            state[fields[0]] = torch.zeros(shape)
+    assert len(state) == 5 + 6 * 14 + 3 + 1
+    model = ImuModality.from_imagebind(state)  # num_heads defaults to 8
+    assert model.config == ImuModality().config
