@@ -168,12 +168,16 @@ def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callabl
 
 
 def _wrap_anchor(cls: type, name: str, anchor_dir: Path) -> Any:
-    """A ``vision``/``text`` modality that wraps the converted open_clip anchor in ``anchor_dir``."""
-    builder = getattr(cls, "from_open_clip", None)
-    if builder is None:
-        raise NotImplementedError(f"the installed {name!r} plugin cannot wrap a local open_clip anchor "
-                                  f"(the anchor itself is in {anchor_dir})")
-    return builder(f"local-dir:{anchor_dir}")
+    """A ``vision``/``text`` modality whose config points at the converted open_clip anchor in ``anchor_dir``.
+
+    Anchor-tower modalities keep the anchor out of their state dict (their config names its source), so the
+    saved ``OUT/vision``/``OUT/text`` hold a config referring to ``OUT/anchor`` by absolute path.
+    """
+    fields = getattr(getattr(cls, "Config", None), "model_fields", {})
+    if "anchor" not in fields:
+        raise NotImplementedError(f"the installed {name!r} plugin has no 'anchor' config field, so it cannot wrap "
+                                  f"the converted open_clip anchor (which is in {anchor_dir})")
+    return cls(anchor={"model": f"local-dir:{anchor_dir.resolve()}"})
 
 
 def _finish(report: ConversionReport, origin: str, license: str, heads: Mapping[str, int], out: Path,
