@@ -7,7 +7,7 @@ from collections.abc import Callable
 import bindcore
 from bind_depth.config import REFERENCE_INPUT_OPTIONS, DepthConfig
 from bind_depth.model import DepthModality
-from bind_depth.preprocess import DepthInput, depth_to_disparity
+from bind_depth.preprocess import DepthInput, decode_sunrgbd_depth, depth_to_disparity
 
 __version__ = "0.1.0"
 
@@ -17,4 +17,5 @@ def register_modalities(register: Callable[[type], None]) -> None:
     register(DepthModality)
 
 
-__all__ = ["REFERENCE_INPUT_OPTIONS", "DepthConfig", "DepthInput", "DepthModality", "depth_to_disparity"]
+__all__ = ["REFERENCE_INPUT_OPTIONS", "DepthConfig", "DepthInput", "DepthModality", "decode_sunrgbd_depth",
+           "depth_to_disparity"]

@@ -65,6 +65,19 @@ class DepthInput:
         return f"DepthInput({describe_item(self.data)}{extras})"
 
 
+def decode_sunrgbd_depth(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a SUN RGB-D depth PNG as float32 metres (0 = invalid).
+
+    SUN RGB-D stores millimetres rotated left by 3 bits within 16 bits; its toolbox undoes that with
+    ``bitor(bitshift(d, -3), bitshift(d, 13))`` before dividing by 1000. Pass the result as a metres array.
+    """
+    stored = read_gray_image(path)
+    if stored.dtype != np.uint16:
+        raise InputError(path, f"SUN RGB-D depth PNGs are 16-bit, this one is {stored.dtype}")
+    millimetres = (stored >> 3) | (stored << 13)  # uint16 arithmetic: the rotation wraps within 16 bits
+    return millimetres.astype(np.float32) / 1000
+
+
 def _integer_to_metres(item: Any, array: np.ndarray, metres_per_unit: float | None, what: str) -> np.ndarray:
     if metres_per_unit is None:
         raise InputError(item, f"{what} of dtype {array.dtype} has no unit",

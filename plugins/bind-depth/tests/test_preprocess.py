@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bind_depth import REFERENCE_INPUT_OPTIONS, DepthInput, DepthModality
+from bind_depth import REFERENCE_INPUT_OPTIONS, DepthInput, DepthModality, decode_sunrgbd_depth
 from bind_depth.config import OMNIVORE_MEAN, OMNIVORE_STD
 
 from bindcore import ConfigError, InputError
@@ -184,3 +184,11 @@ def test_preprocess_does_not_modify_inputs(tiny_options):
     before = depth.copy()
     model(tiny_options, nonfinite_as_invalid=True).preprocess([depth])
     np.testing.assert_array_equal(depth, before)
+
+
+def test_sunrgbd_bit_rotation_is_undone(write_png):
+    mm = np.array([[0, 1, 1234], [8191, 8192, 65535]], np.uint16)
+    rotated = (mm << 3) | (mm >> 13)  # how SUN RGB-D stores millimetres
+    np.testing.assert_allclose(decode_sunrgbd_depth(write_png(rotated, "sun.png")), mm / 1000, rtol=1e-6)
+    with pytest.raises(InputError, match="16-bit"):
+        decode_sunrgbd_depth(write_png(np.zeros((4, 4), np.uint8), "eight.png"))
