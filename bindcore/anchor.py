@@ -33,7 +33,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 import torch
@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from torch import Tensor, nn
 
+from bindcore.config import ModalityConfig
 from bindcore.errors import AnchorUnavailableError, ConfigError
+from bindcore.modality import Modality
 
 #: ImageBind's anchor (OpenCLIP ViT-H/14 trained on LAION-2B).
 DEFAULT_MODEL = "ViT-H-14"
@@ -685,12 +687,56 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# ------------------------------------------------------------------------------------------------------
+# Base class of the modalities that wrap one of the anchor's towers (vision, text, video)
+# ------------------------------------------------------------------------------------------------------
+class AnchorTowerModality(Modality):
+    """A frozen modality computed by the shared anchor (``trainable = False``).
+
+    The anchor is deliberately *not* a registered submodule: one anchor is shared by several modalities
+    (and can be the 4 GB ViT-H), so it is kept out of ``parameters()`` (an optimizer can never receive it)
+    and out of ``state_dict()`` (saving a modality stores only its config, which names the anchor's
+    source; :func:`load_anchor` rebuilds it exactly). ``.to()``/``.half()`` still move it, which moves it for
+    every modality sharing it. Subclasses give their ``Config`` an ``anchor: AnchorConfig`` field.
+    """
+
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, config: ModalityConfig | None = None, **options: Any):
+        super().__init__(config, **options)
+        anchor_config = getattr(self.config, "anchor", None)
+        if not isinstance(anchor_config, AnchorConfig):
+            raise ConfigError(f"{type(self).__name__}.Config needs an 'anchor' field of type AnchorConfig")
+        object.__setattr__(self, "_anchor", load_anchor(anchor_config))
+
+    @property
+    def anchor(self) -> FrozenAnchor:
+        """The shared frozen anchor this modality runs on."""
+        return self.__dict__["_anchor"]
+
+    @property
+    def embed_dim(self) -> int:
+        return self.anchor.embed_dim
+
+    def input_device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        return self.anchor.device, self.anchor.dtype
+
+    def _apply(self, fn: Any, recurse: bool = True) -> AnchorTowerModality:
+        super()._apply(fn, recurse)
+        self.anchor._apply(fn, recurse)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, anchor={self.anchor.extra_repr()}"
+
+
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
     "DEFAULT_MODEL",
     "DEFAULT_PRETRAINED",
     "AnchorConfig",
+    "AnchorTowerModality",
     "FrozenAnchor",
     "clear_anchor_cache",
     "freeze",

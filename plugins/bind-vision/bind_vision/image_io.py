@@ -1,0 +1,157 @@
+"""Raw image items → 8-bit RGB PIL images, the form ImageBind's transforms start from.
+
+ImageBind does ``PIL.Image.open(path).convert("RGB")``; this module does the same for files and PIL
+images of the usual modes, and builds the equivalent image from arrays and tensors. One deliberate
+difference: 16-bit images (``I;16*``, and ``I`` images with values above 255) are scaled to 8 bits
+(value / 257) instead of PIL's clipping at 255, which turns almost every real 16-bit photo white.
+Every problem raises :class:`bindcore.InputError` naming the item.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from bindcore.errors import InputError
+
+#: Channel count → PIL mode, for arrays and tensors.
+_MODES_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_SIXTEEN_BIT_SCALE = 257.0  # 65535 / 255: maps the 16-bit range exactly onto the 8-bit one
+_ACCEPTED = "a file path, a PIL image, a uint8 / uint16 / float-in-[0,1] array (HW or HWC), or a CHW/HWC tensor"
+
+
+def to_rgb_image(item: Any) -> Image.Image:
+    """Any accepted raw image item → an RGB ``PIL.Image`` with at least one pixel."""
+    if isinstance(item, (str, os.PathLike)):
+        image = _open_file(item)
+    elif isinstance(item, Image.Image):
+        image = _loaded(item, item)
+    elif isinstance(item, np.ndarray):
+        image = _from_array(item, item, layout="HWC")
+    elif isinstance(item, torch.Tensor):
+        image = _from_tensor(item)
+    else:
+        raise InputError(item, f"not an image ({type(item).__name__})", fix=f"pass {_ACCEPTED}")
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise InputError(item, f"empty image ({width}x{height} pixels)", fix="pass an image with at least one pixel")
+    return _convert_rgb(item, image)
+
+
+def _open_file(item: str | os.PathLike[str]) -> Image.Image:
+    path = Path(os.fspath(item))
+    if not path.exists():
+        raise InputError(item, "file not found", fix="check the path")
+    if not path.is_file():
+        raise InputError(item, "not a file", fix="pass the path of an image file")
+    try:
+        with Image.open(path) as opened:
+            return _loaded(item, opened, copy=True)
+    except UnidentifiedImageError:
+        raise InputError(item, "not an image file that Pillow can read",
+                         fix="pass a JPEG/PNG/BMP/TIFF/WebP/... image") from None
+    except OSError as error:  # e.g. permission denied
+        raise InputError(item, f"cannot open: {error}", fix="check the file's permissions") from None
+
+
+def _loaded(item: Any, image: Image.Image, copy: bool = False) -> Image.Image:
+    """Decode the pixels now, so truncated or corrupt files fail here with a clear message."""
+    try:
+        image.load()
+        return image.copy() if copy else image
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(item, f"truncated or corrupt image data ({error})",
+                         fix="re-download or re-export the image") from None
+
+
+def _convert_rgb(item: Any, image: Image.Image) -> Image.Image:
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        return _sixteen_bit_to_rgb(item, image)
+    if mode == "F":
+        values = np.asarray(image)
+        if not np.isfinite(values).all():
+            raise InputError(item, "float image with NaN or infinite pixels", fix="replace them first")
+    with warnings.catch_warnings():
+        # Pillow warns about palette images with byte transparency; like ImageBind we drop transparency.
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return image.convert("RGB")
+        except (ValueError, OSError) as error:
+            raise InputError(item, f"cannot convert a {mode!r} image to RGB ({error})",
+                             fix="convert it to RGB first") from None
+
+
+def _sixteen_bit_to_rgb(item: Any, image: Image.Image) -> Image.Image:
+    values = np.asarray(image).astype(np.int64)
+    if image.mode == "I" and values.size and values.min() >= 0 and values.max() <= 255:
+        eight_bit = values.astype(np.uint8)  # an 8-bit image stored as 32-bit ints: keep its values
+    else:
+        eight_bit = _scale_sixteen_bit(np.clip(values, 0, 65535))
+    return Image.fromarray(eight_bit, mode="L").convert("RGB")
+
+
+def _scale_sixteen_bit(values: np.ndarray) -> np.ndarray:
+    return np.floor(values.astype(np.float64) / _SIXTEEN_BIT_SCALE + 0.5).astype(np.uint8)
+
+
+def _from_tensor(item: torch.Tensor) -> Image.Image:
+    if item.is_complex():
+        raise InputError(item, "complex tensor", fix=f"pass {_ACCEPTED}")
+    values = item.detach().cpu()
+    if values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()
+    # Tensors follow torch's channel-first convention unless they are clearly channel-last.
+    layout = "CHW"
+    if values.ndim == 3 and values.shape[0] not in _MODES_BY_CHANNELS and values.shape[-1] in _MODES_BY_CHANNELS:
+        layout = "HWC"
+    return _from_array(item, values.numpy(), layout=layout)
+
+
+def _from_array(item: Any, array: np.ndarray, *, layout: str) -> Image.Image:
+    if array.ndim == 3 and layout == "CHW":
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in _MODES_BY_CHANNELS):
+        expected = "(H, W), (C, H, W) or (H, W, C)" if layout == "CHW" else "(H, W) or (H, W, C)"
+        raise InputError(item, f"wrong shape {tuple(item.shape)}: expected {expected} with C in 1..4",
+                         fix="pass one image at a time; for a stacked batch pass list(batch)")
+    if 0 in array.shape:
+        raise InputError(item, f"empty image (shape {tuple(item.shape)})", fix="pass an image with at least one pixel")
+    eight_bit = _to_uint8(item, array)
+    mode = "L" if eight_bit.ndim == 2 else _MODES_BY_CHANNELS[eight_bit.shape[-1]]
+    return Image.fromarray(np.ascontiguousarray(eight_bit), mode=mode)
+
+
+def _to_uint8(item: Any, array: np.ndarray) -> np.ndarray:
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array
+    if kind == "b":
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        return _scale_sixteen_bit(array)
+    if kind in "iu":
+        if array.min() < 0 or array.max() > 255:
+            raise InputError(item, f"{array.dtype} image with values outside 0..255",
+                             fix="pass uint8 (0..255), uint16 (0..65535) or floats in [0, 1]")
+        return array.astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise InputError(item, "float image with NaN or infinite pixels", fix="replace them first")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise InputError(item, f"float image with values in [{low:.4g}, {high:.4g}], outside [0, 1]",
+                             fix="scale float images to [0, 1] (or pass uint8 values 0..255)")
+        # Quantised like an 8-bit file, so a float image and its uint8 twin give the same tensor.
+        return np.floor(array.astype(np.float64) * 255.0 + 0.5).astype(np.uint8)
+    raise InputError(item, f"unsupported dtype {array.dtype}", fix=f"pass {_ACCEPTED}")

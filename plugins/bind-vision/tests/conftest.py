@@ -1,0 +1,39 @@
+"""Fixtures of the bind-vision tests: tiny anchors (no downloads) and the shared parity vectors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from bind_vision import VisionModality
+
+from bindcore.anchor import tiny_anchor_config
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def parity_dir() -> Path:
+    return Path(os.environ.get("BINDCORE_PARITY_DIR", REPO_ROOT.parent / "shared" / "imagebind_vectors"))
+
+
+@pytest.fixture(scope="session")
+def vectors() -> Path:
+    path = parity_dir()
+    if not (path / "preprocessed" / "vision").is_dir():
+        pytest.skip(f"ImageBind parity vectors not found at {path} (set BINDCORE_PARITY_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vision_224() -> VisionModality:
+    """ImageBind's 224-px preprocessing on a tiny anchor whose image tower takes 224 px (7x7 patches)."""
+    return VisionModality(anchor={"arch": tiny_anchor_config(embed_dim=16, image_size=224, patch_size=32,
+                                                             width=32, layers=1, heads=2)})
+
+
+@pytest.fixture(scope="session")
+def vision_32() -> VisionModality:
+    """A tiny 32-px vision modality, as the toy-world demo uses."""
+    return VisionModality(anchor={"arch": tiny_anchor_config(embed_dim=16, image_size=32, patch_size=8,
+                                                             width=32, layers=1, heads=2)})
