@@ -25,8 +25,9 @@ SUPPORTED_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 class AudioArray:
     """An in-memory waveform and its sample rate.
 
-    ``samples`` is a numpy array or torch tensor of real values (any float or integer dtype is
-    converted to float32 as-is, without rescaling integers), laid out as either
+    ``samples`` is a numpy array or torch tensor of real values: floats are used as they are (full
+    scale is +-1), integer PCM is scaled to [-1, 1) by its dtype (int16 / 32768, uint8 (x - 128) / 128, …),
+    as when a file is decoded. Layout is either
 
     * 1-D ``(samples,)``: mono, or
     * 2-D ``(channels, samples)``: channel-first, like ``torchaudio.load``. A ``(samples, channels)``
@@ -126,6 +127,8 @@ def open_source(item: Any) -> AudioSource:
 
 
 def _check_rate(item: Any, rate: Any) -> int:
+    if isinstance(rate, (float, np.floating)) and float(rate).is_integer():
+        rate = int(rate)
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
         raise InputError(item, f"sample_rate must be a positive integer, got {rate!r}",
                          fix="state the rate in Hz, e.g. AudioArray(x, 16000)")
@@ -142,12 +145,18 @@ def _as_channels_first(item: AudioArray) -> np.ndarray:
     samples = np.asarray(samples)
     if samples.dtype.kind not in "fiu":
         raise InputError(item, f"samples have dtype {samples.dtype}", fix="pass real-valued float or integer samples")
+    if samples.dtype.kind in "iu":  # integer PCM → [-1, 1), as soundfile/torchaudio decode files
+        info = np.iinfo(samples.dtype)
+        midpoint = 0 if samples.dtype.kind == "i" else (int(info.max) + 1) // 2
+        samples = (samples.astype(np.float64) - midpoint) / (int(info.max) + 1 - midpoint)
     if samples.ndim == 1:
         samples = samples[None]
     elif samples.ndim != 2:
         raise InputError(item, f"samples must be 1-D (mono) or 2-D (channels, samples), got {samples.ndim}-D")
     if samples.shape[0] == 0:
         raise InputError(item, "samples have zero channels", fix="pass (channels, samples) with channels >= 1")
+    if samples.shape[1] == 0:
+        raise InputError(item, "audio has zero samples", fix="pass a non-empty waveform")
     if samples.shape[0] > samples.shape[1]:
         raise InputError(item, f"shape {samples.shape} reads as {samples.shape[0]} channels of "
                          f"{samples.shape[1]} samples", fix="the layout is (channels, samples); transpose it")
