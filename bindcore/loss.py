@@ -7,21 +7,26 @@ The loss of a batch of ``M`` paired rows ``(a_i, b_i)``, after L2-normalising ev
 
 where ``CE`` is the mean cross-entropy over rows with the matching row as the target.
 
-Distributed convention (``torch.distributed`` initialised, ``gather`` not False). Each of the ``N`` ranks holds
-``B`` rows (the same ``B`` on every rank); the global batch is the concatenation in rank order, ``M = N · B``.
-Every rank all-gathers ``a`` and ``b`` *with gradients* (the backward of the gather all-reduces (sums) the
-gradient of the gathered tensor and keeps the local slice: open_clip's ``gather_with_grad``) and computes the
-*local share* of the global loss: its own ``B`` rows of ``a`` against all ``M`` rows of ``b`` and its own ``B``
-rows of ``b`` against all ``M`` rows of ``a``, averaged over its ``B`` rows. Then:
+Distributed convention (``torch.distributed`` initialised with more than one process, ``gather`` not False).
+Rank ``r`` of ``N`` holds ``B_r`` rows (usually the same ``B`` everywhere; an uneven last batch is fine); the global
+batch is the concatenation in rank order, ``M = Σ B_r``. Every rank all-gathers ``a`` and ``b`` *with gradients*
+(the backward of the gather all-reduces (sums) the gradient of the gathered tensor and keeps the local slice:
+open_clip's ``gather_with_grad``) and computes its *share* of the global loss: its own rows of ``a`` against all
+``M`` rows of ``b`` plus its own rows of ``b`` against all ``M`` rows of ``a``, each term summed and the total
+multiplied by ``N / (2M)`` (with equal batches: the mean over the local ``B`` rows of both directions, halved).
+Then:
 
-* The mean of the local shares over ranks is exactly the single-process loss ``L`` on the global batch. The
-  returned value is that mean on every rank (one all-reduce of a detached scalar), so every rank logs the same
-  number and it equals what one process with batch ``N · B`` would report; the gradient is that of the local share.
+* The mean of the shares over ranks is exactly the single-process loss ``L`` on the global batch. The returned
+  value is ``L`` itself on every rank (an all-reduce of the detached sums, which also yields global accuracies),
+  so every rank logs what one process with batch ``M`` would report; its gradient is that of the rank's share.
 * With DDP-style gradient averaging (sum over ranks, divided by ``N``), parameter gradients equal the
   single-process gradients of ``L``. Before that averaging, the gradient a rank sees on its own input rows is
   ``N ×`` the single-process gradient on those rows (the sum of every rank's share flows back to them), and a
-  replicated parameter such as a learnable temperature gets only its local share's gradient — DDP's average makes
-  both right. Inputs that do not require grad (e.g. a frozen anchor's embeddings) are gathered without autograd.
+  replicated parameter such as a learnable temperature gets only its own share's gradient: DDP's average makes
+  both right. If you average gradients yourself, divide the all-reduced sum by ``N``, as DDP does.
+* Inputs that do not require grad (e.g. a frozen anchor's embeddings) are gathered without autograd. Every rank
+  must make the call (with the same ``requires_grad`` on ``a`` and ``b`` everywhere and a non-empty batch):
+  the collectives otherwise wait for each other until the process group's timeout.
 
 The chunked path (``chunk_size``) never materialises the full logit matrix: see :class:`_ChunkedSymmetricCE`
 and :class:`_ChunkedRowCE`. It gives the same value and gradients as the plain path, also when distributed.
@@ -47,8 +52,9 @@ TemperatureLike = float | Tensor
 class InfoNCEOutput:
     """Result of :class:`InfoNCE`: the differentiable loss and detached diagnostics.
 
-    ``accuracy_a2b`` is the fraction of (local) rows of ``a`` whose highest logit is their own pair among all
-    (gathered) rows of ``b``; ``accuracy_b2a`` the same the other way round. ``temperature`` is ``1 / logit scale``
+    ``accuracy_a2b`` is the fraction of rows of ``a`` whose highest logit is their own pair among all rows of
+    ``b``; ``accuracy_b2a`` the same the other way round. Distributed, both are over the global batch, and
+    ``loss`` is the global loss (see the module docstring). ``temperature`` is ``1 / logit scale``
     as used for this batch (after clamping).
     """
 
@@ -182,11 +188,13 @@ def _plain_local_terms(
     """(summed loss terms of both directions, #correct a→b, #correct b→a) of the local rows, with full logits."""
     rows = a_local.shape[0]
     targets = torch.arange(offset, offset + rows, device=a_local.device)
-    logits_ab = scale * (a_local @ b_all.T)
+    # Scaling the (batch, dim) operand rather than the (batch, batch) product keeps autograd from saving an extra
+    # full-size matrix for the temperature's gradient.
+    logits_ab = (scale * a_local) @ b_all.T
     if a_local is a_all and b_local is b_all:
         logits_ba = logits_ab.T  # one matrix serves both directions when nothing was gathered
     else:
-        logits_ba = scale * (b_local @ a_all.T)
+        logits_ba = (scale * b_local) @ a_all.T
     loss_sum = F.cross_entropy(logits_ab, targets, reduction="sum") + F.cross_entropy(
         logits_ba, targets, reduction="sum"
     )
