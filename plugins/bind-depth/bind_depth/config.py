@@ -43,8 +43,8 @@ class DepthConfig(PatchModalityConfig):
         "disparity", description="feed disparity = focal_length*baseline/depth (paper) or depth in metres")
     focal_length: float = Field(KINECT_V1_FOCAL_LENGTH, gt=0, description="default focal length, pixels")
     baseline: float = Field(KINECT_BASELINE, gt=0, description="default stereo/projector baseline, metres")
-    min_depth: float = Field(0.01, gt=0, description="valid depths are clipped to >= this before disparity (m)")
-    max_depth: float = Field(50.0, gt=0, description="valid depths are clipped to <= this before disparity (m)")
+    min_depth: float = Field(0.01, gt=0, description="valid depths are clipped to >= this (metres)")
+    max_depth: float = Field(50.0, gt=0, description="valid depths are clipped to <= this (metres)")
     infill: Literal["nearest", "none"] = Field(
         "nearest", description="fill invalid (0) pixels with the nearest valid pixel's value, or leave 0")
     normalization: Literal["omnivore", "none"] = Field(

@@ -180,8 +180,8 @@ def preprocess_one(item: Any, config: DepthConfig) -> Tensor:
         valid = np.ones_like(valid)
     if config.representation == "disparity":
         values = np.where(valid, depth_to_disparity(metres, focal, baseline, config.min_depth, config.max_depth), 0)
-    else:
-        values = metres
+    else:  # clipping bounds the input the encoder sees (no overflow to Inf/NaN for absurd depths)
+        values = np.where(valid, np.clip(metres, config.min_depth, config.max_depth), 0)
     image = resize_center_crop(torch.from_numpy(values.astype(np.float32)), config.image_size)
     return normalize(image, config).unsqueeze(0).contiguous()
 

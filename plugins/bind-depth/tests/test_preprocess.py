@@ -192,3 +192,11 @@ def test_sunrgbd_bit_rotation_is_undone(write_png):
     np.testing.assert_allclose(decode_sunrgbd_depth(write_png(rotated, "sun.png")), mm / 1000, rtol=1e-6)
     with pytest.raises(InputError, match="16-bit"):
         decode_sunrgbd_depth(write_png(np.zeros((4, 4), np.uint8), "eight.png"))
+
+
+def test_depth_representation_clips_to_the_valid_range(tiny_options):
+    depth = np.full((32, 32), 3e38, np.float32)
+    depth[0, 0] = 0.001
+    depth[0, 1] = 0.0  # invalid stays 0
+    out = model(tiny_options, representation="depth", infill="none", normalization="none").preprocess([depth])[0, 0]
+    assert out[5, 5] == 50.0 and out[0, 0] == np.float32(0.01) and out[0, 1] == 0.0

@@ -18,7 +18,7 @@ sides = st.integers(min_value=2, max_value=40)
 def depth_maps(draw: st.DrawFn) -> np.ndarray:
     """Float32 metres with arbitrary invalid (0) pixels and at least one pixel >= 0.5 m (valid in mm too)."""
     shape = (draw(sides), draw(sides))
-    depth = draw(arrays(np.float32, shape, elements=st.floats(0.0, 100.0, width=32)))
+    depth = draw(arrays(np.float32, shape, elements=st.floats(0.0, float(np.finfo(np.float32).max), width=32)))
     depth.flat[draw(st.integers(0, depth.size - 1))] = draw(st.floats(0.5, 100.0, width=32))
     return depth
 
@@ -30,12 +30,13 @@ def depth_maps(draw: st.DrawFn) -> np.ndarray:
 ]))
 def test_any_valid_map_gives_a_finite_fixed_shape_tensor(depth, options):
     m = DepthModality(**TINY, **options)
-    out = m.preprocess([depth, DepthInput((depth * 1000).astype(np.uint32), metres_per_unit=0.001)])
+    millimetres = DepthInput(np.clip(depth.astype(np.float64) * 1000, 0, 2**32 - 1).astype(np.uint32),
+                             metres_per_unit=0.001)
+    out = m.preprocess([depth, millimetres])
     assert out.shape == (2, 1, 16, 16)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
-    assert torch.equal(out, m.preprocess([depth, DepthInput((depth * 1000).astype(np.uint32),
-                                                            metres_per_unit=0.001)]))
+    assert torch.equal(out, m.preprocess([depth, millimetres]))
 
 
 @settings(max_examples=40, deadline=None)

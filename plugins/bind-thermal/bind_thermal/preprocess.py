@@ -69,6 +69,9 @@ def scale_unit(item: Any, array: np.ndarray, config: ThermalConfig) -> np.ndarra
         # float32 division, like torchvision's ToTensor (uint8 / 255): bit-identical to the reference inputs.
         return array.astype(np.float32) / np.float32(FULL_SCALE[array.dtype])
     values = array.astype(np.float64)
+    peak = np.abs(values).max()
+    if peak > 0:  # min-max is scale-free; pre-dividing keeps (max - min) finite for values near float64's max
+        values = values / peak
     if config.scaling == "percentile":
         low, high = np.percentile(values, config.percentiles)
     else:
@@ -81,7 +84,8 @@ def scale_unit(item: Any, array: np.ndarray, config: ThermalConfig) -> np.ndarra
 def preprocess_one(item: Any, config: ThermalConfig) -> Tensor:
     """One raw thermal item → ``(1, image_size, image_size)`` float32."""
     unit = scale_unit(item, load_array(item), config)
-    image = resize_center_crop(torch.from_numpy(unit), config.image_size)
+    # interpolation can overshoot [0, 1] by float rounding; the range is part of the contract
+    image = resize_center_crop(torch.from_numpy(unit), config.image_size).clamp_(0.0, 1.0)
     if config.normalization == "standardize":
         image = (image - config.norm_mean) / config.norm_std
     return image.unsqueeze(0).contiguous()

@@ -123,3 +123,10 @@ def test_config_errors(tiny_options):
         model(tiny_options, normalization="imagenet")
     with pytest.raises(ConfigError, match="divisible"):
         model(tiny_options, num_heads=3)
+
+
+@pytest.mark.parametrize("frame", [np.full((32, 32), 1.0, np.float32), torch.full((32, 32), 1.0)])
+def test_preprocess_does_not_modify_inputs(tiny_options, frame):
+    before = frame.copy() if isinstance(frame, np.ndarray) else frame.clone()
+    model(tiny_options, normalization="standardize").preprocess([frame])
+    assert (frame == before).all()
