@@ -275,3 +275,35 @@ def test_chunked_equals_plain_property(n: int, d: int, chunk_size: int, temperat
     torch.testing.assert_close(chunked, plain, rtol=1e-12, atol=1e-12)
     for g_chunked, g_plain in zip(_grads(chunked, a, b), _grads(plain, a, b), strict=True):
         torch.testing.assert_close(g_chunked, g_plain, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_zero_rows_give_a_finite_loss_and_gradients(chunk_size: int | None) -> None:
+    a = torch.zeros(4, 8, requires_grad=True)  # e.g. an all-zero embedding: normalises to zero, not NaN
+    b = torch.randn(4, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss = info_nce(a, b, 0.1, chunk_size=chunk_size)
+    assert loss.item() == pytest.approx(math.log(4))  # every logit is 0: no pair is preferred
+    assert all(torch.isfinite(g).all() for g in _grads(loss, a, b))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_chunked_matches_plain(dtype: torch.dtype) -> None:
+    a, b = _pair(37, 16, seed=13, dtype=dtype)
+    plain = info_nce(a, b, 0.07)
+    chunked = info_nce(a, b, 0.07, chunk_size=8)
+    assert chunked.dtype == plain.dtype == dtype
+    torch.testing.assert_close(chunked.float(), plain.float(), rtol=0.02, atol=0.02)
+    for g_chunked, g_plain in zip(_grads(chunked, a, b), _grads(plain, a, b), strict=True):
+        assert g_chunked.dtype == dtype
+        torch.testing.assert_close(g_chunked.float(), g_plain.float(), rtol=0.05, atol=2e-3)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_module_state_dict_round_trip(learnable: bool) -> None:
+    trained = InfoNCE(0.1, learnable=learnable)
+    with torch.no_grad():
+        trained.log_logit_scale.fill_(math.log(30.0))
+    fresh = InfoNCE(0.5, learnable=learnable)
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh.temperature == pytest.approx(1 / 30.0)
+    assert "learnable=" + str(learnable) in repr(fresh)
