@@ -1,0 +1,130 @@
+"""``bindcore new-modality NAME [--dir DIR]``: start a plugin for a new modality from ``plugin_template/``.
+
+The template is a directory tree whose file names and contents may hold ``{{key}}`` placeholders (keys in
+:func:`placeholders`). It is rendered into a temporary directory next to the target and renamed into place,
+so a failure never leaves a half-written plugin behind.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from bindcore.errors import ConfigError
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+MAX_NAME_LENGTH = 40
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+SKIPPED = ("__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache")
+
+
+def default_template_dir() -> Path:
+    """``plugin_template/template`` of the bindcore checkout this package was installed from."""
+    return Path(__file__).resolve().parents[2] / "plugin_template" / "template"
+
+
+def validate_name(name: str) -> str:
+    """A modality name usable as entry-point name, distribution suffix and Python package suffix."""
+    if not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(f"invalid modality name {name!r}: use lowercase letters, digits and single underscores, "
+                          f"starting with a letter, at most {MAX_NAME_LENGTH} characters (e.g. 'tactile', "
+                          f"'event_camera')")
+    if keyword.iskeyword(name) or name.startswith("bind"):
+        raise ConfigError(f"invalid modality name {name!r}: choose the bare modality name (the plugin becomes "
+                          f"bind-<name> / bind_<name>)")
+    return name
+
+
+def placeholders(name: str) -> dict[str, str]:
+    """The values substituted for ``{{key}}`` in the template, for modality ``name``."""
+    import bindcore
+
+    major_minor = ".".join(bindcore.__version__.split(".")[:2])
+    return {
+        "name": name,
+        "Name": "".join(part.capitalize() for part in name.split("_")),
+        "package": f"bind_{name}",
+        "distribution": "bind-" + name.replace("_", "-"),
+        "bindcore_version": major_minor,
+    }
+
+
+def render_text(text: str, values: dict[str, str], where: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ConfigError(f"{where}: unknown template placeholder {{{{{key}}}}} (known: {', '.join(values)})")
+        return values[key]
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
+                    template: str | os.PathLike[str] | None = None) -> Path:
+    """Render the plugin template for modality ``name`` into ``directory/bind-<name>`` and return that path.
+
+    Raises :class:`bindcore.ConfigError` for a bad name, a missing template or an existing target; on any
+    error nothing is left behind.
+    """
+    validate_name(name)
+    source = Path(template) if template is not None else default_template_dir()
+    if not source.is_dir():
+        raise ConfigError(f"plugin template not found at {source}: pass --template pointing at "
+                          f"plugin_template/template of a bindcore checkout")
+    values = placeholders(name)
+    parent = Path(directory)
+    target = parent / values["distribution"]
+    if target.exists() or target.is_symlink():
+        raise ConfigError(f"{target} already exists: choose another --dir or remove it first")
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{values['distribution']}.", dir=parent))
+    try:
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
+                continue
+            out = staging / render_text(str(relative), values, str(relative))
+            if path.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:  # binary assets are copied as they are
+                shutil.copyfile(path, out)
+            else:
+                out.write_text(render_text(text, values, str(relative)), encoding="utf-8")
+            shutil.copymode(path, out)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private
+        os.rename(staging, target)  # atomic on one filesystem; fails if the target appeared meanwhile
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("new-modality")
+    @click.argument("name")
+    @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                  show_default=True, help="Where to create bind-NAME/.")
+    @click.option("--template", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Template directory (default: plugin_template/template of this bindcore checkout).")
+    def new_modality_command(name: str, directory: Path, template: Path | None) -> None:
+        """Create bind-NAME/, an installable plugin for modality NAME whose tests pass from the start."""
+        try:
+            target = render_template(name, directory, template=template)
+        except (ConfigError, OSError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"Created {target}")
+        click.echo("Next steps:")
+        click.echo(f"  pip install -e {target}")
+        click.echo(f"  pytest {target}")
+        click.echo(f"  bindcore plugins   # lists {name!r}")
+        click.echo(f"Then follow {target / 'README.md'} to make it your own.")
