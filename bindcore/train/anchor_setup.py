@@ -27,6 +27,9 @@ DEFAULT_TEMPLATES = (
 )  # a subset of CLIP's ImageNet prompt templates
 
 
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
 class FrozenOpenClip(nn.Module):
     """An open_clip model in eval mode with gradients off: unit-norm image and text embeddings."""
 
@@ -63,30 +66,42 @@ class FrozenOpenClip(nn.Module):
         return digest.hexdigest()[:20]
 
 
+def tiny_arch(arch: TinyAnchor) -> dict[str, Any]:
+    """The open_clip model config (``CLIP(**config)`` keyword arguments) of a tiny anchor."""
+    return {
+        "embed_dim": arch.embed_dim,
+        "vision_cfg": {"image_size": arch.image_size, "layers": arch.vision_layers, "width": arch.vision_width,
+                       "head_width": arch.vision_width // arch.vision_heads, "patch_size": arch.patch_size},
+        "text_cfg": {"context_length": arch.context_length, "vocab_size": arch.vocab_size,
+                     "width": arch.text_width, "heads": arch.text_heads, "layers": arch.text_layers},
+    }
+
+
 def build_tiny_open_clip(arch: TinyAnchor) -> nn.Module:
     """A small ``open_clip.CLIP`` (same code path as ViT-H-14, a fraction of the size)."""
     import open_clip
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
-    vision = CLIPVisionCfg(layers=arch.vision_layers, width=arch.vision_width,
-                           head_width=arch.vision_width // arch.vision_heads, image_size=arch.image_size,
-                           patch_size=arch.patch_size)
-    text = CLIPTextCfg(context_length=arch.context_length, vocab_size=arch.vocab_size, width=arch.text_width,
-                       heads=arch.text_heads, layers=arch.text_layers)
-    return open_clip.CLIP(embed_dim=arch.embed_dim, vision_cfg=vision, text_cfg=text)
+    return open_clip.CLIP(**tiny_arch(arch))
 
 
 def load_named_anchor(spec: AnchorSpec, resolve: Any = None) -> FrozenOpenClip:
     """``spec.model`` with ``spec.pretrained`` weights (a tag or a file); clear error when unavailable."""
-    import open_clip
-
     pretrained = spec.pretrained
-    if pretrained and resolve is not None and (os.sep in pretrained or pretrained.endswith((".pt", ".pth",
-                                                                                             ".bin",
-                                                                                             ".safetensors"))):
+    if pretrained and resolve is not None and (os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)):
         pretrained = str(resolve(pretrained))
     try:
-        model = open_clip.create_model(spec.model, pretrained=pretrained)
+        from bindcore.anchor import load_anchor
+    except ImportError:
+        load_anchor = None
+    try:
+        if load_anchor is not None:
+            model = load_anchor({"model": spec.model, "pretrained": pretrained}).model
+        else:
+            import open_clip
+
+            model = open_clip.create_model(spec.model, pretrained=pretrained)
+    except AnchorUnavailableError:
+        raise
     except Exception as exc:  # offline hub, unknown tag, missing file
         raise AnchorUnavailableError(
             f"cannot load anchor {spec.model} with weights {pretrained!r}: {type(exc).__name__}: {exc}. "
@@ -109,7 +124,10 @@ def pretrain_tiny_anchor(spec: AnchorSpec, images: Tensor, captions: list[list[T
                                    {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
     rng = np.random.default_rng(seed)
     count = images.shape[0]
-    bar = tqdm(range(cfg.steps), desc="pretrain anchor", disable=not progress, dynamic_ncols=True)
+    import sys
+
+    bar = tqdm(range(cfg.steps), desc="pretrain anchor", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 15)
     model.train()
     for step in bar:
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))

@@ -136,14 +136,44 @@ def make_context(recipe: ValidatedRecipe, out: Path, log: Callable[[str], None])
     return Context(recipe, out, device, rank, world, dtype, log if rank == 0 else (lambda _msg: None))
 
 
-def build_anchor_side(recipe: ValidatedRecipe) -> tuple[Any, Any]:
-    """The vision and text plugins, used only to render and preprocess the anchor's images and captions."""
+def anchor_plugin_config(recipe: ValidatedRecipe, plugin_cls: type, block: dict[str, Any]) -> dict[str, Any]:
+    """The vision/text plugin config: the recipe block plus, where the plugin has one, its ``anchor`` field
+    pointing at the recipe's anchor (for the tiny anchor: the same architecture, so sizes agree)."""
+    from bindcore.train.anchor_setup import tiny_arch
+
+    options = dict(block)
+    if "anchor" in getattr(plugin_cls.Config, "model_fields", {}) and "anchor" not in options:
+        spec = recipe.anchor
+        if spec.model == "tiny":
+            options["anchor"] = {"arch": tiny_arch(spec.tiny)}
+        else:
+            options["anchor"] = {"model": spec.model, "pretrained": spec.pretrained}
+    return options
+
+
+def build_anchor_side(recipe: ValidatedRecipe, log: Callable[[str], None] = print) -> tuple[Any, Any]:
+    """The vision and text plugins, used here to render and preprocess the anchor's images and captions.
+
+    Without those plugins installed, small built-in stand-ins render and preprocess toy images/captions.
+    """
+    from bindcore.errors import UnknownModalityError
     from bindcore.plugins import get_registry
+    from bindcore.train.stubs import StubText, StubVision
 
     registry = get_registry()
-    vision = registry.get("vision")(**recipe.anchor.image)
-    text = registry.get("text")(**recipe.anchor.text)
-    return vision, text
+    built = []
+    sides = (("vision", recipe.anchor.image, StubVision), ("text", recipe.anchor.text, StubText))
+    for plugin, block, fallback in sides:
+        try:
+            cls = registry.get(plugin)
+        except UnknownModalityError:
+            log(f"the '{plugin}' plugin is not installed: using bindcore's built-in toy {plugin} stand-in")
+            cls = fallback
+            fields = fallback.Config.model_fields
+            built.append(cls(**{k: v for k, v in block.items() if k in fields}))
+            continue
+        built.append(cls(**anchor_plugin_config(recipe, cls, block)))
+    return built[0], built[1]
 
 
 def build_modalities(recipe: ValidatedRecipe) -> dict[str, nn.Module]:
@@ -266,7 +296,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_recipe()
         run = recipe.run
-        self.vision, self.text = build_anchor_side(recipe)
+        self.vision, self.text = build_anchor_side(recipe, self.ctx.log)
         self.anchor = prepare_anchor(self.ctx, self.vision, self.text)
         self.modules = build_modalities(recipe)
         self.heads: dict[str, BindHead] = {}
@@ -423,8 +453,10 @@ class Trainer:
         run, ctx = self.recipe.run, self.ctx
         for head in self.heads.values():
             head.train()
+        import sys
+
         bar = tqdm(total=total, initial=start, desc="bind", disable=not (run.progress and ctx.is_main),
-                   dynamic_ncols=True, unit="step")
+                   dynamic_ncols=True, unit="step", mininterval=0.5 if sys.stderr.isatty() else 15)
         window_samples, window_start = 0, time.perf_counter()
         throughput = 0.0
         for batch in self._loader(start, total):
