@@ -185,3 +185,35 @@ def test_a_pretrained_file_path_is_used_for_a_named_model(tmp_path, monkeypatch)
     images, ids = _inputs(2)
     assert torch.equal(named.encode_image(images), source.encode_image(images))
     assert torch.equal(named.encode_text(ids), source.encode_text(ids))
+
+
+def test_a_tag_already_in_the_hub_cache_loads_offline(tmp_path, monkeypatch) -> None:
+    # A pretrained tag served from the Hugging Face hub, whose weights were downloaded earlier: with
+    # HF_HUB_OFFLINE=1 the cached file is found and used (no network, no error).
+    import open_clip
+    import open_clip.factory
+    import open_clip.pretrained
+
+    def model_config(name):
+        return dict(TINY) if name == "Tiny-Test" else None
+
+    def pretrained_cfg(name, tag):
+        return {"hf_hub": "someorg/tiny-clip/"} if (name, tag) == ("Tiny-Test", "cached_tag") else {}
+
+    for module in (open_clip, open_clip.factory):
+        monkeypatch.setattr(module, "get_model_config", model_config)
+    for module in (open_clip, open_clip.factory, open_clip.pretrained):
+        monkeypatch.setattr(module, "get_pretrained_cfg", pretrained_cfg)
+    snapshot = tmp_path / "models--someorg--tiny-clip" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--someorg--tiny-clip" / "refs").mkdir()
+    (tmp_path / "models--someorg--tiny-clip" / "refs" / "main").write_text("0" * 40)
+    source = load_anchor(arch=TINY, seed=8)
+    save_anchor(source, snapshot / "open_clip_model.safetensors")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    named = load_anchor(model="Tiny-Test", pretrained="cached_tag", cache_dir=str(tmp_path))
+    images, _ = _inputs(3)
+    assert torch.equal(named.encode_image(images), source.encode_image(images))
+    with pytest.raises(AnchorUnavailableError, match="HF_HUB_OFFLINE"):
+        load_anchor(model="Tiny-Test", pretrained="cached_tag", cache_dir=str(tmp_path / "empty"))
