@@ -88,9 +88,7 @@ class AnchorConfig(BaseModel):
             if data.get("arch") is not None:
                 data.setdefault("model", None)
                 data.setdefault("pretrained", None)
-            model = data.get("model")
-            if isinstance(model, str) and model.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX)):
-                data.setdefault("pretrained", None)
+            # The default tag belongs to ViT-H-14; another name (or a local-dir: folder) starts untagged.
             if isinstance(data.get("model"), str) and data["model"] != DEFAULT_MODEL:
                 data.setdefault("pretrained", None)
         return data
