@@ -287,8 +287,9 @@ def info_nce(
     Args:
         a, b: ``(batch, dim)`` floating tensors of the same shape; row ``i`` of ``a`` pairs with row ``i`` of ``b``.
         temperature: ``τ > 0``, a float or a 0-d tensor (differentiable); logits are ``cos / τ``.
-        chunk_size: if set, compute the loss in blocks of this many rows so that no more than one
-            ``chunk_size × batch`` block of logits exists at a time (blocks are recomputed in backward).
+        chunk_size: if set, compute the loss in row blocks of this many rows: the full ``batch × batch`` logit
+            matrix never exists, only a few ``chunk_size × global batch`` temporaries of one block at a time
+            (recomputed in backward). Same value and gradients as the plain path; about 4/3 of its matmul work.
         gather: ``None`` gathers negatives from every rank when ``torch.distributed`` is initialised with more
             than one process; ``False`` never gathers; ``True`` requires an initialised process group.
 
