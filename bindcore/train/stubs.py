@@ -154,3 +154,22 @@ def install_stub_registry(*feature_names: str) -> Any:
     from bindcore.plugins import set_registry
 
     return set_registry(stub_registry(*feature_names))
+
+
+def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dict[str, Any]:
+    """A recipe mapping for the stub modalities that trains in a couple of seconds (tests, smoke runs)."""
+    names = feature_names or ("toya", "toyb")
+    train = {"batch_size": 16, "epochs": steps_epochs, "lr": 3e-3, "temperature": 0.1}
+    return {
+        "name": "tiny",
+        "run": {"seed": 0, "checkpoint_every": 5, "tensorboard": False, "progress": False, "threads": 1, **run},
+        "anchor": {"model": "tiny",
+                   "tiny": {"embed_dim": 16, "image_size": 16, "patch_size": 8, "vision_width": 16,
+                            "vision_layers": 1, "vision_heads": 2, "text_width": 16, "text_layers": 1,
+                            "text_heads": 2, "context_length": 8},
+                   "pretrain": {"steps": 5, "batch_size": 32, "scenes": 64, "warmup_steps": 1},
+                   "image": {"image_size": 16}, "text": {"context_length": 8}},
+        "data": {"toy": {"train_scenes": 64, "eval_scenes": 40}, "workers": 0},
+        "eval": {"templates": ["a photo of a {}."], "plot": False},
+        "modalities": {name: {"embed_dim": 16, "train": dict(train)} for name in names},
+    }
