@@ -107,5 +107,5 @@ def test_shipped_recipes_validate(name, monkeypatch):
         assert recipe.anchor.model == "ViT-H-14" and recipe.anchor.pretrained == "laion2b_s32b_b79k"
         temps = {n: m.train.temperature for n, m in recipe.modalities.items()}
         assert temps == {"audio": 0.05, "depth": 0.2, "thermal": 0.1, "imu": 0.2}
-        with pytest.raises(ConfigError, match="audio.data.manifest: file not found"):
+        with pytest.raises(ConfigError, match=r"audio\.data\.manifest: file not found"):
             load_recipe(RECIPES / name)

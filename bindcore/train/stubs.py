@@ -173,3 +173,22 @@ def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dic
         "eval": {"templates": ["a photo of a {}."], "plot": False},
         "modalities": {name: {"embed_dim": 16, "train": dict(train)} for name in names},
     }
+
+
+def tiny_ddp_worker(rank: int, world: int, port: int, out: str, epochs: float = 2) -> None:
+    """One process of a gloo DDP run of :func:`tiny_recipe` (a ``torch.multiprocessing.spawn`` target)."""
+    import os
+
+    import torch.distributed as dist
+
+    from bindcore.plugins import set_registry
+    from bindcore.train.recipe import validate_recipe
+    from bindcore.train.trainer import train
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    set_registry(stub_registry("toya", "toyb"))
+    try:
+        train(validate_recipe(tiny_recipe(steps_epochs=epochs)), out, evaluate=False, log=lambda _m: None)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,142 @@
+"""The trainer: end to end + eval.json, bit-identical resume after SIGKILL, non-finite stop, anchor cache,
+gloo DDP. All on stub modalities with tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bindcore.errors import NonFiniteError
+from bindcore.plugins import set_registry
+from bindcore.train.checkpoint import list_checkpoints, load_checkpoint
+from bindcore.train.recipe import validate_recipe
+from bindcore.train.stubs import stub_registry, tiny_ddp_worker, tiny_recipe
+from bindcore.train.trainer import train
+
+
+@pytest.fixture
+def stubs():
+    previous = set_registry(stub_registry("toya", "toyb"))
+    yield
+    set_registry(previous)
+
+
+def _weights(out: Path, name: str) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "modalities" / name / "model.safetensors"))
+
+
+def test_end_to_end_train_and_eval_json(stubs, tmp_path):
+    out = tmp_path / "run"
+    result = train(validate_recipe(tiny_recipe()), out, log=lambda _m: None)
+    assert result.steps > 0 and set(result.final_losses) == {"toya", "toyb"}
+    report = json.loads((out / "eval.json").read_text())
+    assert report["emergent"] is True
+    for key in ("zero_shot_top1", "retrieval_r1", "chance"):
+        assert isinstance(report[key], dict)
+    assert set(report["zero_shot_top1"]) == {"toya", "toyb"}
+    assert set(report["retrieval_r1"]) == {"toya->toyb", "toyb->toya"}
+    values = [*report["zero_shot_top1"].values(), *report["retrieval_r1"].values(), *report["chance"].values()]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert report["chance"]["zero_shot_top1"] == pytest.approx(0.1)
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,modality") and len(rows) > 1
+    assert len(list_checkpoints(out / "checkpoints")) <= 3  # rotation keeps keep_checkpoints
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stubs, tmp_path):
+    out = tmp_path / "run"
+
+    def poison(step, batch):
+        if step == 7:
+            batch["inputs"].fill_(float("nan"))
+
+    with pytest.raises(NonFiniteError, match=r"step 7 \(pair image↔toy[ab]") as info:
+        train(validate_recipe(tiny_recipe()), out, log=lambda _m: None, step_hook=poison)
+    assert "checkpoint-00000005.pt is intact" in str(info.value)
+    checkpoints = list_checkpoints(out / "checkpoints")
+    assert [p.name for p in checkpoints] == ["checkpoint-00000005.pt"]
+    state = load_checkpoint(checkpoints[0])
+    assert state["step"] == 5
+    assert all(torch.isfinite(v).all() for h in state["heads"].values() for v in h.values())
+
+
+def test_cached_anchor_equals_uncached(stubs, tmp_path):
+    plain = train(validate_recipe(tiny_recipe()), tmp_path / "plain", evaluate=False, log=lambda _m: None)
+    raw = tiny_recipe()
+    raw["anchor"]["cache_embeddings"] = True
+    cached = train(validate_recipe(raw), tmp_path / "cached", evaluate=False, log=lambda _m: None)
+    assert list((tmp_path / "cached" / "anchor_cache").glob("anchor-*.npy"))
+    assert plain.final_losses.keys() == cached.final_losses.keys()
+    for name in ("toya", "toyb"):
+        a, b = _weights(tmp_path / "plain", name), _weights(tmp_path / "cached", name)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from bindcore.train.stubs import install_stub_registry, tiny_recipe
+    install_stub_registry("toya", "toyb")
+    from bindcore.train.recipe import validate_recipe
+    from bindcore.train.trainer import train
+    raw = tiny_recipe(steps_epochs=12, checkpoint_every=3)
+    train(validate_recipe(raw), sys.argv[1], evaluate=False, log=lambda m: None)
+""")
+
+
+def _run_script(tmp_path: Path, out: Path, *, kill_after_checkpoint: bool) -> None:
+    script = tmp_path / "run_tiny.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    if kill_after_checkpoint:
+        deadline = time.monotonic() + 120
+        while not list_checkpoints(out / "checkpoints") and time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail("the run ended before it could be killed")
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.wait(timeout=300) == 0
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    _run_script(tmp_path, reference, kill_after_checkpoint=False)
+    _run_script(tmp_path, resumed, kill_after_checkpoint=True)
+    assert not (resumed / "modalities").exists()  # really killed mid-run
+    _run_script(tmp_path, resumed, kill_after_checkpoint=False)
+    for name in ("toya", "toyb"):
+        a, b = _weights(reference, name), _weights(resumed, name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}.{key} differs after resume"
+
+
+def test_gloo_ddp_two_processes_match_one_process(stubs, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    single = tmp_path / "single"
+    train(validate_recipe(tiny_recipe(steps_epochs=2)), single, evaluate=False, log=lambda _m: None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(tiny_ddp_worker, args=(2, port, str(tmp_path / "ddp")), nprocs=2, join=True)
+    for name in ("toya", "toyb"):
+        a, b = _weights(single, name), _weights(tmp_path / "ddp", name)
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], atol=2e-4, rtol=1e-3)
