@@ -134,3 +134,17 @@ def test_cli_convert(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, ["convert", "imagebind", str(SMALL / "state_dict.pt"), str(tmp_path / "p"),
                                    "--heads", "vision:4"])
     assert bad.exit_code != 0 and "MODALITY=N" in bad.output
+
+
+@pytest.mark.parity
+def test_converted_video_reproduces_reference_embeddings(converted) -> None:
+    out, report = converted
+    if "video" not in report.written:
+        pytest.skip("no installed plugin provides 'video' (bind-vision's video modality)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = bindcore.load_modality(out / "video")
+    meta = json.loads((PARITY / "generation_meta.json").read_text())
+    paths = [str(PARITY / "fixtures" / "video" / f"{name}.avi") for name in meta["video_order"]]
+    expected = unit(np.load(SMALL / "outputs" / "video_vision_embedding.npy"))
+    assert np.abs(module.embed(paths).float().numpy() - expected).max() <= TOLERANCE

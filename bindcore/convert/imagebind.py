@@ -36,7 +36,10 @@ from bindcore.convert.open_clip_anchor import imagebind_to_open_clip, write_open
 from bindcore.errors import ConfigError, UnknownModalityError
 
 ANCHOR_DIR = "anchor"
-ANCHOR_MODALITIES = ("vision", "text")
+ANCHOR_TOWERS = ("vision", "text")
+#: Modalities computed by the anchor: saved as configs that point at OUT/anchor. ``video`` (bind-vision) also
+#: keeps ImageBind's Conv3d vision stem, which the 2-D open_clip stem cannot hold.
+ANCHOR_MODALITIES = ("vision", "text", "video")
 REPORT_FILE = "conversion.json"
 
 
@@ -95,9 +98,11 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
     groups = split_by_modality(state)
     requested = list(modalities) if modalities else [m for m in IMAGEBIND_MODALITIES if m in groups]
     requested += [] if modalities else sorted(set(groups) - set(IMAGEBIND_MODALITIES))
+    if not modalities and "vision" in groups and "video" in bindcore.list_modalities():
+        requested.append("video")  # ImageBind's vision branch embeds videos too
     strict = modalities is not None
     for name in requested:
-        if name not in groups:
+        if name not in groups and not (name == "video" and "vision" in groups):
             raise ConfigError(f"the checkpoint has no {name!r} entries (it has: {', '.join(sorted(groups))})")
     _prepare_output(out_path, overwrite)
     origin = f"ImageBind checkpoint {source_path.name}"
@@ -105,7 +110,7 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
 
     anchor_needed = [m for m in ANCHOR_MODALITIES if m in requested]
     if anchor_needed:
-        missing = [m for m in ANCHOR_MODALITIES if m not in groups]
+        missing = [m for m in ANCHOR_TOWERS if m not in groups]
         if missing:
             reason = f"the anchor needs both towers but the checkpoint lacks {', '.join(missing)}"
             if strict:
@@ -123,7 +128,7 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
             report.written[ANCHOR_DIR] = anchor_dir
             for name in anchor_needed:
                 _convert_one(name, report, strict, say, license, origin,
-                             lambda cls, n=name: _wrap_anchor(cls, n, anchor_dir))
+                             lambda cls, n=name: _wrap_anchor(cls, n, anchor_dir, groups["vision"]))
 
     for name in requested:
         if name in ANCHOR_MODALITIES:
@@ -167,7 +172,7 @@ def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callabl
     gc.collect()
 
 
-def _wrap_anchor(cls: type, name: str, anchor_dir: Path) -> Any:
+def _wrap_anchor(cls: type, name: str, anchor_dir: Path, vision: Mapping[str, Any]) -> Any:
     """A ``vision``/``text`` modality whose config points at the converted open_clip anchor in ``anchor_dir``.
 
     Anchor-tower modalities keep the anchor out of their state dict (their config names its source), so the
@@ -177,7 +182,10 @@ def _wrap_anchor(cls: type, name: str, anchor_dir: Path) -> Any:
     if "anchor" not in fields:
         raise NotImplementedError(f"the installed {name!r} plugin has no 'anchor' config field, so it cannot wrap "
                                   f"the converted open_clip anchor (which is in {anchor_dir})")
-    return cls(anchor={"model": f"local-dir:{anchor_dir.resolve()}"})
+    anchor = {"model": f"local-dir:{anchor_dir.resolve()}"}
+    if name == "video":  # needs the vision stem's real temporal kernel on top of the anchor
+        return cls.from_imagebind(vision, anchor=anchor)
+    return cls(anchor=anchor)
 
 
 def _finish(report: ConversionReport, origin: str, license: str, heads: Mapping[str, int], out: Path,
