@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,11 @@ def build_model(modalities: list[str], model_dir: str | None, options: dict[str,
     if model_dir is None:
         click.echo(f"warning: no --model given; {', '.join(modalities)} use freshly initialised (untrained) "
                    f"weights from the plugin defaults", err=True)
-    model = BindModel.for_modalities(modalities, model_dir, options, batch_size=batch_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        model = BindModel.for_modalities(modalities, model_dir, options, batch_size=batch_size)
+    for warning in caught:  # e.g. the non-commercial licence of converted ImageBind weights, shown plainly
+        click.echo(f"warning: {warning.message}", err=True)
     return model.to(device=torch.device(device), dtype=getattr(torch, dtype))
 
 
