@@ -165,6 +165,18 @@ class HiddenStateModality(ReferenceModality):
         return super().encode(x) + self.offset
 
 
+class FrozenReference(ReferenceModality):
+    trainable = False
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.requires_grad_(False)
+
+
+class FrozenButTrainableModality(ReferenceModality):
+    trainable = False  # declares itself a frozen wrapper, yet its parameters still require grad
+
+
 class GlobalRandomToyModality(ReferenceModality):
     def render_toy(self, scene: Any) -> np.ndarray:
         return super().render_toy(scene) + np.random.normal(0.0, 0.1, self.config.length)
@@ -194,6 +206,8 @@ BROKEN: dict[str, tuple[ModalityUnderTest, str]] = {
     "check_embeddings_unit_norm": (subject_for(UnnormalisedModality), "are not 1"),
     "check_batch_invariance": (subject_for(BatchMixingModality), "embedded alone"),
     "check_gradients_reach_trainable_parameters": (subject_for(DetachedEncoderModality), "no gradient reached"),
+    "check_frozen_modality_has_no_trainable_parameters": (subject_for(FrozenButTrainableModality),
+                                                          "parameters require grad"),
     "check_state_dict_round_trip": (subject_for(HiddenStateModality), "outside the state_dict"),
     "check_render_toy": (subject_for(GlobalRandomToyModality), "not deterministic"),
     "check_binds_in_toy_world": (subject_for(ConceptBlindToyModality), "accuracy"),
@@ -204,14 +218,22 @@ def test_every_check_has_a_broken_variant() -> None:
     assert set(BROKEN) == set(CHECKS)
 
 
+#: check → a conforming subject it applies to (the reference modality, or its frozen variant)
+GOOD: dict[str, ModalityUnderTest] = {
+    name: subject_for(FrozenReference if CHECKS[name].needs_frozen else ReferenceModality) for name in CHECKS
+}
+
+
 @pytest.mark.parametrize("name", check_names())
 def test_check_passes_on_the_reference_modality(name: str, reference_installed: None) -> None:
-    CHECKS[name](subject_for())
+    assert CHECKS[name].not_applicable(GOOD[name]) is None
+    CHECKS[name](GOOD[name])
 
 
 @pytest.mark.parametrize("name", check_names())
 def test_check_fails_on_its_broken_plugin(name: str, nothing_installed: None) -> None:
     subject, fragment = BROKEN[name]
+    assert CHECKS[name].not_applicable(subject) is None
     with pytest.raises(ConformanceFailure, match=fragment) as failure:
         CHECKS[name](subject)
     assert f"modality {subject.name!r}" in str(failure.value)

@@ -10,6 +10,7 @@ so they never disturb the caller's random state.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -41,6 +42,7 @@ class Check:
     func: Callable[[ModalityUnderTest], None]
     needs_trainable: bool = False
     needs_invalid_inputs: bool = False
+    needs_frozen: bool = False
 
     @property
     def name(self) -> str:
@@ -51,6 +53,9 @@ class Check:
         if self.needs_trainable and not getattr(subject.cls, "trainable", True):
             return (f"{subject.cls.__name__}.trainable is False (a frozen anchor wrapper is never trained), "
                     f"so {self.name} does not apply")
+        if self.needs_frozen and getattr(subject.cls, "trainable", True):
+            return (f"{subject.cls.__name__} is trainable, so {self.name} (for frozen anchor wrappers) does not "
+                    f"apply; check_gradients_reach_trainable_parameters covers it")
         if self.needs_invalid_inputs and not subject.invalid_inputs:
             return f"no invalid_inputs declared for {subject.name}, so {self.name} has nothing to check"
         return None
@@ -66,9 +71,9 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def _check(*, needs_trainable: bool = False, needs_invalid_inputs: bool = False):
+def _check(*, needs_trainable: bool = False, needs_invalid_inputs: bool = False, needs_frozen: bool = False):
     def register(func: Callable[[ModalityUnderTest], None]) -> Callable[[ModalityUnderTest], None]:
-        CHECKS[func.__name__] = Check(func, needs_trainable, needs_invalid_inputs)
+        CHECKS[func.__name__] = Check(func, needs_trainable, needs_invalid_inputs, needs_frozen)
         return func
 
     return register
@@ -115,9 +120,15 @@ def _same_raw(a: Any, b: Any) -> bool:
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same_raw(a[k], b[k]) for k in a)
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
+    if type(a) is not type(b):
+        return False
+    if dataclasses.is_dataclass(a):  # e.g. a recording wrapper holding arrays: compare field by field
+        return all(_same_raw(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     try:
         return bool(a == b)
-    except Exception:  # objects without a usable == (compared by identity after deepcopy would always fail)
+    except Exception:  # no usable == (e.g. array-valued): fall back to the attributes
+        if hasattr(a, "__dict__"):
+            return _same_raw(vars(a), vars(b))
         return True
 
 
@@ -459,6 +470,25 @@ def check_gradients_reach_trainable_parameters(subject: ModalityUnderTest) -> No
             _fail(subject, "every gradient is exactly zero")
 
     _for_all(subject, _batches(subject, min_size=2), test, model=True)
+
+
+@_check(needs_frozen=True)
+def check_frozen_modality_has_no_trainable_parameters(subject: ModalityUnderTest) -> None:
+    """A modality declaring ``trainable = False`` (a frozen anchor wrapper) has no parameter that requires grad,
+    so no optimiser can update the anchor through it, and its embeddings carry no autograd graph."""
+    module = subject.build()
+    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
+    if trainable:
+        _fail(subject, f"trainable is False but {len(trainable)} parameters require grad ({trainable[:5]}); "
+                       f"call requires_grad_(False) on the wrapped anchor")
+
+    def test(batch: list[Any]) -> None:
+        module.train()
+        z = module.project(module.encode(module.to_model_input(_preprocess(subject, module, batch))))
+        if z.requires_grad:
+            _fail(subject, "embeddings of a frozen modality require grad: something trainable is in the graph")
+
+    _for_all(subject, _batches(subject), test, model=True)
 
 
 @_check()
