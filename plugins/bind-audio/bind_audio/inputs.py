@@ -43,7 +43,7 @@ class AudioArray:
 
 
 class AudioSource:
-    """One input's channels x frames at its own rate, readable by frame range."""
+    """One input's channels x frames at its own rate, readable by frame range. A context manager."""
 
     item: Any
     sample_rate: int
@@ -52,44 +52,63 @@ class AudioSource:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``[start, stop)`` (clamped to the input) as float32 ``(channels, frames)``."""
+        return np.ascontiguousarray(self._read(start, stop).T)
+
+    def read_mono(self, start: int, stop: int, channel: str) -> np.ndarray:
+        """Frames ``[start, stop)`` as one float32 channel: channel 0 (``"first"``) or the mean (``"mean"``)."""
+        block = self._read(start, stop)  # (frames, channels)
+        mono = block[:, 0] if channel == "first" or block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        return np.ascontiguousarray(mono, dtype=np.float32)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file handle, if any."""
+
+    def __enter__(self) -> AudioSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class ArraySource(AudioSource):
     def __init__(self, item: Any, samples: np.ndarray, sample_rate: int):
         self.item = item
-        self.samples = samples
+        self.samples = samples  # (channels, frames)
         self.sample_rate = sample_rate
         self.num_channels, self.num_frames = samples.shape
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        return self.samples[:, max(start, 0): max(stop, 0)]
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        return self.samples[:, max(start, 0): max(stop, 0)].T
 
 
 class FileSource(AudioSource):
+    """A file opened once; each read seeks to the frames it needs, so nothing else is decoded."""
+
     def __init__(self, item: Any, path: Path):
         self.item = item
         self.path = path
         try:
-            info = sf.info(str(path))
+            self.handle = sf.SoundFile(str(path))
         except Exception as exc:  # libsndfile's errors are RuntimeError/LibsndfileError with the reason
             raise InputError(item, f"cannot decode audio: {_libsndfile_reason(exc)}",
                              fix=f"pass a readable audio file ({', '.join(SUPPORTED_SUFFIXES)})") from None
-        self.sample_rate = int(info.samplerate)
-        self.num_frames = int(info.frames)
-        self.num_channels = int(info.channels)
+        self.sample_rate = int(self.handle.samplerate)
+        self.num_frames = int(self.handle.frames)
+        self.num_channels = int(self.handle.channels)
         if self.sample_rate <= 0:
+            self.close()
             raise InputError(item, f"file reports sample rate {self.sample_rate}", fix="re-encode the file")
 
-    def read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int) -> np.ndarray:
         start, stop = max(start, 0), min(stop, self.num_frames)
         if stop <= start:
-            return np.zeros((self.num_channels, 0), dtype=np.float32)
+            return np.zeros((0, self.num_channels), dtype=np.float32)
         try:
-            with sf.SoundFile(str(self.path)) as handle:
-                if start:
-                    handle.seek(start)
-                data = handle.read(stop - start, dtype="float32", always_2d=True)
+            self.handle.seek(start)
+            data = self.handle.read(stop - start, dtype="float32", always_2d=True)
         except Exception as exc:
             raise InputError(self.item, f"decoding failed at frames {start}-{stop}: {_libsndfile_reason(exc)}",
                              fix="the file may be truncated or corrupt; re-encode it") from None
@@ -97,7 +116,10 @@ class FileSource(AudioSource):
             raise InputError(self.item, f"file is truncated: it reports {self.num_frames} frames but frames "
                              f"{start + data.shape[0]}-{stop} could not be read",
                              fix="re-encode or re-download the file")
-        return np.ascontiguousarray(data.T)
+        return data
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _libsndfile_reason(exc: Exception) -> str:

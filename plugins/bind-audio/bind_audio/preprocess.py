@@ -11,7 +11,6 @@ frames of all clips of all inputs go through one batched Kaldi filterbank.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor
 
 from bind_audio.config import AudioConfig
-from bind_audio.fbank import frame_signals, log_mel
+from bind_audio.fbank import log_mel
 from bind_audio.inputs import AudioSource, open_source
 from bind_audio.resample import input_range, resample_range, resampled_length
 from bindcore import InputError
@@ -31,16 +30,17 @@ def clip_windows(num_samples: int, sample_rate: int, clip_duration: float, clips
     The reference's rule (pytorchvideo ``ConstantClipsPerVideoSampler`` at the commit ImageBind pins):
     ``duration = num_samples / rate`` (a float), ``step = Fraction(max(duration - clip, 0)) / max(clips - 1, 1)``,
     clip ``k`` spans ``[k step, k step + clip]`` seconds, converted with ``int(seconds * rate)`` and clamped
-    to the signal (so inputs shorter than a clip give short clips, all starting at 0).
+    to the signal (so inputs shorter than a clip give short clips, all starting at 0). Evaluated exactly
+    with integers (the floats' exact ratios), which is what the reference's ``Fraction`` arithmetic does.
     """
-    duration = num_samples / sample_rate
-    clip = Fraction(clip_duration)
-    step = Fraction(max(duration - clip_duration, 0)) / max(clips - 1, 1)
+    span_num, span_den = float(max(num_samples / sample_rate - clip_duration, 0)).as_integer_ratio()
+    span_den *= max(clips - 1, 1)  # step = span_num / span_den seconds
+    clip_num, clip_den = float(clip_duration).as_integer_ratio()
     windows = []
     for k in range(clips):
-        start = k * step
-        stop = start + clip
-        windows.append((min(int(start * sample_rate), num_samples), min(int(stop * sample_rate), num_samples)))
+        start = k * span_num * sample_rate // span_den
+        stop = (k * span_num * clip_den + clip_num * span_den) * sample_rate // (span_den * clip_den)
+        windows.append((min(start, num_samples), min(stop, num_samples)))
     return windows
 
 
@@ -55,11 +55,6 @@ def _merge(windows: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in merged]
 
 
-def _mix(source: AudioSource, block: np.ndarray, config: AudioConfig) -> np.ndarray:
-    """``(channels, n)`` → ``(n,)``: channel 0 (reference) or the mean of all channels."""
-    return block[0] if config.channel == "first" or block.shape[0] == 1 else block.mean(axis=0)
-
-
 def load_clips(source: AudioSource, config: AudioConfig) -> list[Tensor]:
     """The ``clips_per_item`` mono clips of one input at ``config.sample_rate`` (float32, unnormalised)."""
     rate, target = source.sample_rate, config.sample_rate
@@ -72,12 +67,12 @@ def load_clips(source: AudioSource, config: AudioConfig) -> list[Tensor]:
     for seg_start, seg_stop in _merge(windows, gap=config.window_samples):
         lo, hi = input_range(seg_start, seg_stop, rate, target, config.resample_lowpass_width, config.resample_rolloff)
         lo, hi = max(lo, 0), min(hi, source.num_frames)
-        block = source.read(lo, hi)
-        if not np.isfinite(block).all():
-            bad = np.argwhere(~np.isfinite(block))[0]
-            raise InputError(source.item, f"sample {lo + int(bad[1])} of channel {int(bad[0])} is "
-                             f"{block[tuple(bad)]!r}", fix="remove NaN/Inf samples before embedding")
-        mono = torch.from_numpy(np.ascontiguousarray(_mix(source, block, config), dtype=np.float32))
+        mono = source.read_mono(lo, hi, config.channel)
+        if not np.isfinite(mono).all():
+            bad = int(np.flatnonzero(~np.isfinite(mono))[0])
+            raise InputError(source.item, f"sample {lo + bad} is {mono[bad]!r}",
+                             fix="remove NaN/Inf samples before embedding")
+        mono = torch.from_numpy(mono)
         segments[(seg_start, seg_stop)] = resample_range(
             mono, lo, source.num_frames, seg_start, seg_stop, rate, target,
             config.resample_lowpass_width, config.resample_rolloff)
@@ -91,18 +86,14 @@ def load_clips(source: AudioSource, config: AudioConfig) -> list[Tensor]:
 
 def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
     """Mono clips → normalised log-mel images ``(len(clips), 1, num_mel_bins, target_length)``, batched."""
-    frames, counts = frame_signals(clips, config.window_samples, config.shift_samples)
-    features = log_mel(frames, sample_rate=config.sample_rate, num_bins=config.num_mel_bins,
-                       fft_size=config.fft_size, low_freq=config.low_freq, high_freq=config.mel_high_freq,
-                       preemphasis=config.preemphasis)
-    out = torch.full((len(clips), config.target_length, config.num_mel_bins), config.pad_value, dtype=torch.float32)
-    offset = 0
-    for index, count in enumerate(counts):
-        keep = min(count, config.target_length)
-        out[index, :keep] = features[offset: offset + keep]
-        offset += count
-    out = (out - config.mean) / config.std
-    return out.transpose(1, 2).unsqueeze(1).contiguous()
+    features = log_mel(clips, sample_rate=config.sample_rate, window=config.window_samples,
+                       shift=config.shift_samples, fft_size=config.fft_size, num_bins=config.num_mel_bins,
+                       low_freq=config.low_freq, high_freq=config.mel_high_freq, preemphasis=config.preemphasis)
+    out = torch.full((len(clips), config.num_mel_bins, config.target_length), config.pad_value)
+    for index, clip_features in enumerate(features):
+        keep = min(clip_features.shape[0], config.target_length)  # cut long clips, right-pad short ones
+        out[index, :, :keep] = clip_features[:keep].T
+    return out.sub_(config.mean).div_(config.std).unsqueeze(1)
 
 
 def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
@@ -111,8 +102,8 @@ def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
         raise InputError(inputs, "preprocess takes a sequence of inputs", fix="wrap a single input in a list")
     clips: list[Tensor] = []
     for item in inputs:
-        source = open_source(item)
-        clips.extend(load_clips(source, config))
+        with open_source(item) as source:
+            clips.extend(load_clips(source, config))
     if not clips:
         return torch.zeros(0, config.clips_per_item, 1, *config.input_size)
     images = spectrograms(clips, config)

@@ -9,8 +9,8 @@ numbers: with rates reduced by their gcd, output ``j = q * new + p`` is
 Because ``j`` is an absolute index, any window of the output can be computed from just the input frames
 it touches, which lets long files be read clip by clip instead of decoded whole. Two evaluations:
 
-* ``conv``: the polyphase kernel ``(new, orig + 2 reach)`` applied with one strided ``conv1d`` (fast;
-  used when that kernel is small, i.e. for the usual rate pairs).
+* ``conv``: the polyphase kernel ``(new, orig + 2 reach)`` applied with one strided ``conv1d``, as
+  torchaudio does (used when that kernel is small, i.e. for the usual rate pairs).
 * ``gather``: per output only the ``~2 reach`` taps that can be non-zero, tabulated per phase and applied
   with one gather + multiply-sum (used for awkward rate pairs such as 44 101 → 16 000 Hz, whose
   polyphase kernel would have hundreds of millions of entries).
@@ -57,7 +57,7 @@ def _weights(rel: Tensor, orig: int, new: int, width: int, rolloff: float) -> Te
 def _polyphase_kernel(orig: int, new: int, width: int, rolloff: float) -> Tensor:
     reach = _reach(orig, new, width, rolloff)
     rel = torch.arange(-reach, reach + orig)[None, :].expand(new, -1)
-    return _weights(rel, orig, new, width, rolloff)[:, None, :]  # (new, 1, taps) for conv1d
+    return _weights(rel, orig, new, width, rolloff)  # (new, orig + 2 reach)
 
 
 @lru_cache(maxsize=16)
@@ -112,7 +112,7 @@ def resample_range(x: Tensor, x_start: int, num_frames: int, out_start: int, out
     lead = x.shape[:-1]
     x = x.reshape(-1, x.shape[-1])
     if _uses_conv(orig_r, new_r, width, rolloff):
-        kernel = _polyphase_kernel(orig_r, new_r, width, rolloff).to(x.dtype)
+        kernel = _polyphase_kernel(orig_r, new_r, width, rolloff).to(x.dtype)[:, None, :]
         blocks = F.conv1d(x[:, None], kernel, stride=orig_r)  # (B, new, blocks): phase p of block q
         out = blocks.transpose(1, 2).reshape(x.shape[0], -1)
         skip = out_start - (out_start // new_r) * new_r

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 CONFIG = AudioConfig(sample_rate=8000, clip_duration=0.5, clips_per_item=2, num_mel_bins=24, target_length=48)
 FLOOR = (np.log(np.finfo(np.float32).eps) - CONFIG.mean) / CONFIG.std
-PAD = float((torch.tensor(CONFIG.pad_value) - CONFIG.mean) / CONFIG.std)  # float32, as computed
+PAD = float((torch.tensor(CONFIG.pad_value) - CONFIG.mean) / CONFIG.std)  # as computed, in float32
 
 
 @st.composite
