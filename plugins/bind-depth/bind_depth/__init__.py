@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import bindcore
-from bind_depth.config import REFERENCE_INPUT_OPTIONS, DepthConfig
+from bind_depth.config import REFERENCE_INPUT_OPTIONS, TOY_WORLD_OPTIONS, DepthConfig
 from bind_depth.model import DepthModality
 from bind_depth.preprocess import DepthInput, decode_sunrgbd_depth, depth_to_disparity
 
@@ -17,5 +17,12 @@ def register_modalities(register: Callable[[type], None]) -> None:
     register(DepthModality)
 
 
-__all__ = ["REFERENCE_INPUT_OPTIONS", "DepthConfig", "DepthInput", "DepthModality", "decode_sunrgbd_depth",
-           "depth_to_disparity"]
+__all__ = [
+    "REFERENCE_INPUT_OPTIONS",
+    "TOY_WORLD_OPTIONS",
+    "DepthConfig",
+    "DepthInput",
+    "DepthModality",
+    "decode_sunrgbd_depth",
+    "depth_to_disparity",
+]

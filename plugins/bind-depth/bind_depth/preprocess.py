@@ -168,6 +168,8 @@ def normalize(x: Tensor, config: DepthConfig) -> Tensor:
     if config.normalization == "omnivore":
         x = x.clamp(OMNIVORE_DISPARITY_MIN, OMNIVORE_DISPARITY_MAX) / OMNIVORE_DISPARITY_MAX
         return (x - OMNIVORE_MEAN) / OMNIVORE_STD
+    if config.normalization == "standardize":
+        return (x - config.norm_mean) / config.norm_std
     return x
 
 

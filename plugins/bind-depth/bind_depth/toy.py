@@ -69,7 +69,8 @@ PROFILES: dict[str, Profile] = {
 }
 assert tuple(PROFILES) == CONCEPTS
 
-OBJECT_RELIEF_M = 0.6  # depth range between an object's nearest and farthest visible part
+OBJECT_RELIEF_M = 1.0  # depth range between an object's nearest and farthest visible part
+OBJECT_EXTENT = 0.9  # object half-width, as a multiple of scene.size (so objects span 45-90% of the map)
 
 
 def render_depth_scene(scene: Scene, size: int) -> np.ndarray:
@@ -78,13 +79,15 @@ def render_depth_scene(scene: Scene, size: int) -> np.ndarray:
     centres = (np.arange(size) + 0.5) / size
     u, v = np.meshgrid(centres, centres)  # u across columns (x), v down rows (y)
 
-    base = 2.0 + 2.0 * (1.0 - scene.brightness) + rng.uniform(0.0, 1.0)
+    base = 3.0 + 2.0 * (1.0 - scene.brightness) + rng.uniform(0.0, 1.0)
     tilt_x, tilt_y = rng.uniform(-0.8, 0.8, size=2)
     depth = base + tilt_x * (u - 0.5) + tilt_y * (v - 0.5)
 
-    half_extent = 0.6 * scene.size
+    half_extent = OBJECT_EXTENT * scene.size
     mask, relief = PROFILES[CONCEPTS[scene.concept]]((u - scene.x) / half_extent, (v - scene.y) / half_extent)
-    nearest = base * rng.uniform(0.3, 0.45)
+    # Near (0.55-0.8 m) with a large relief: in disparity the object then spans most of the dynamic range,
+    # so its profile survives the per-patch LayerNorm of the stem even in tiny encoders.
+    nearest = rng.uniform(0.55, 0.8)
     depth = np.where(mask, nearest + OBJECT_RELIEF_M * (1.0 - relief), depth)
 
     depth = depth + rng.normal(0.0, 0.5 * scene.noise + 0.005, size=depth.shape) * depth / 3.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import bindcore
-from bind_thermal.config import ThermalConfig
+from bind_thermal.config import TOY_WORLD_OPTIONS, ThermalConfig
 from bind_thermal.model import ThermalModality
 
 __version__ = "0.1.0"
@@ -16,4 +16,4 @@ def register_modalities(register: Callable[[type], None]) -> None:
     register(ThermalModality)
 
 
-__all__ = ["ThermalConfig", "ThermalModality"]
+__all__ = ["TOY_WORLD_OPTIONS", "ThermalConfig", "ThermalModality"]

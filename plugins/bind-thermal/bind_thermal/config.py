@@ -14,6 +14,9 @@ from bindcore.patch_modality import PatchModalityConfig
 CLIP_CHANNEL_MEAN = 0.48145466
 CLIP_CHANNEL_STD = 0.26862954
 
+#: Options for the toy world: zero-centred inputs let tiny encoders bind several times faster.
+TOY_WORLD_OPTIONS = {"normalization": "standardize"}
+
 
 class ThermalConfig(PatchModalityConfig):
     """Thermal modality options. Sizes default to ImageBind's thermal encoder (ViT-B/16: 768 wide,
