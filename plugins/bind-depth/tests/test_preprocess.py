@@ -200,3 +200,23 @@ def test_depth_representation_clips_to_the_valid_range(tiny_options):
     depth[0, 1] = 0.0  # invalid stays 0
     out = model(tiny_options, representation="depth", infill="none", normalization="none").preprocess([depth])[0, 0]
     assert out[5, 5] == 50.0 and out[0, 0] == np.float32(0.01) and out[0, 1] == 0.0
+
+
+def test_standardize_normalisation_in_representation_units(tiny_options):
+    depth = np.full((32, 32), 2.0, np.float32)
+    disparity = model(tiny_options, focal_length=100.0, baseline=1.0, normalization="standardize",
+                      norm_mean=10.0, norm_std=4.0).preprocess([depth])
+    torch.testing.assert_close(disparity, torch.full((1, 1, 32, 32), (50.0 - 10.0) / 4.0))
+    metres = model(tiny_options, representation="depth", normalization="standardize", norm_mean=1.0,
+                   norm_std=0.5).preprocess([depth])
+    torch.testing.assert_close(metres, torch.full((1, 1, 32, 32), 2.0))
+
+
+def test_toy_world_options_centre_the_toy_inputs(tiny_options):
+    from bind_depth import TOY_WORLD_OPTIONS
+
+    from bindcore.toyworld import generate_scenes
+
+    m = model(tiny_options, **TOY_WORLD_OPTIONS)
+    x = m.preprocess([m.render_toy(s) for s in generate_scenes(100, seed=0)])
+    assert abs(x.mean().item()) < 0.3 and 0.7 < x.std().item() < 1.3

@@ -130,3 +130,13 @@ def test_preprocess_does_not_modify_inputs(tiny_options, frame):
     before = frame.copy() if isinstance(frame, np.ndarray) else frame.clone()
     model(tiny_options, normalization="standardize").preprocess([frame])
     assert (frame == before).all()
+
+
+def test_toy_world_options_centre_the_toy_inputs(tiny_options):
+    from bind_thermal import TOY_WORLD_OPTIONS
+
+    from bindcore.toyworld import generate_scenes
+
+    m = model(tiny_options, **TOY_WORLD_OPTIONS)
+    x = m.preprocess([m.render_toy(s) for s in generate_scenes(100, seed=0)])
+    assert abs(x.mean().item()) < 1.0
