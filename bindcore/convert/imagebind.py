@@ -33,6 +33,7 @@ from bindcore.convert.checkpoint import (
     split_by_modality,
 )
 from bindcore.convert.open_clip_anchor import imagebind_to_open_clip, write_open_clip_dir
+from bindcore.convert.safetensors_stream import write_safetensors
 from bindcore.errors import ConfigError, UnknownModalityError
 
 ANCHOR_DIR = "anchor"
@@ -41,6 +42,7 @@ ANCHOR_TOWERS = ("vision", "text")
 #: keeps ImageBind's Conv3d vision stem, which the 2-D open_clip stem cannot hold.
 ANCHOR_MODALITIES = ("vision", "text", "video")
 REPORT_FILE = "conversion.json"
+VISION_STEM_KEY = "modality_preprocessors.vision.rgbt_stem.proj.1.weight"
 
 
 @dataclass
@@ -127,24 +129,25 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
             del anchor_state
             report.written[ANCHOR_DIR] = anchor_dir
             for name in anchor_needed:
-                _convert_one(name, report, strict, say, license, origin,
-                             lambda cls, n=name: _wrap_anchor(cls, n, anchor_dir, groups["vision"]))
+                _convert_one(name, report, strict, say,
+                             lambda cls, target, n=name: _write_anchor_modality(cls, n, target, anchor_dir,
+                                                                                groups["vision"], license, origin))
 
     for name in requested:
         if name in ANCHOR_MODALITIES:
             continue
         options = {"num_heads": head_counts[name]} if name in head_counts else {}
-        _convert_one(name, report, strict, say, license, origin,
-                     lambda cls, sd=groups[name], kw=options: cls.from_imagebind(sd, **kw))
+        _convert_one(name, report, strict, say,
+                     lambda cls, target, sd=groups[name], kw=options: _write_plugin_modality(cls, target, sd, kw,
+                                                                                            license, origin))
 
     _finish(report, origin, license, head_counts, out_path, say)
     return report
 
 
-def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callable[[str], None], license: str,
-                 origin: str, build: Callable[[type], Any]) -> None:
-    """Build one modality with ``build(cls)`` and save it to ``OUT/<name>``; skip or raise when impossible."""
-    out_path = report.output
+def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callable[[str], None],
+                 write: Callable[[type, Path], None]) -> None:
+    """Write modality ``name`` to ``OUT/<name>`` with ``write(cls, target)``; skip or raise when impossible."""
     try:
         cls = bindcore.modality_class(name)
     except UnknownModalityError:
@@ -155,37 +158,58 @@ def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callabl
         say(f"{name}: skipped ({reason})")
         return
     say(f"{name}: converting with {cls.__module__}.{cls.__name__}")
+    target = report.output / name
+    _replace_dir(target)
     try:
-        module = build(cls)
+        write(cls, target)
     except NotImplementedError as error:
         if strict:
             raise ConfigError(f"{name}: {error}") from None
         report.skipped[name] = str(error)
         say(f"{name}: skipped ({error})")
         return
-    target = out_path / name
-    _replace_dir(target)
-    module.weights_license, module.weights_source = license, origin
-    module.save(target, license=license, source=origin)
     report.written[name] = target
-    del module
     gc.collect()
 
 
-def _wrap_anchor(cls: type, name: str, anchor_dir: Path, vision: Mapping[str, Any]) -> Any:
-    """A ``vision``/``text`` modality whose config points at the converted open_clip anchor in ``anchor_dir``.
+def _write_plugin_modality(cls: type, target: Path, state: Mapping[str, Any], options: Mapping[str, Any],
+                           license: str, origin: str) -> None:
+    """The plugin's ``from_imagebind`` builds the module (one modality in memory at a time); ``save`` writes it."""
+    module = cls.from_imagebind(state, **options)
+    module.weights_license, module.weights_source = license, origin
+    module.save(target, license=license, source=origin)
 
-    Anchor-tower modalities keep the anchor out of their state dict (their config names its source), so the
-    saved ``OUT/vision``/``OUT/text`` hold a config referring to ``OUT/anchor`` by absolute path.
+
+def _write_anchor_modality(cls: type, name: str, target: Path, anchor_dir: Path, vision: Mapping[str, Any],
+                           license: str, origin: str) -> None:
+    """Save a ``vision``/``text``/``video`` modality whose config points at the converted anchor in ``anchor_dir``.
+
+    Anchor-tower modalities keep the anchor out of their state dict (the config names its source), so their saved
+    directory is the validated config plus the few tensors of their own (none for vision/text; ImageBind's
+    Conv3d stem for video). It is written directly rather than by building the module, which would load the whole
+    anchor (≈ 4 GB for ViT-H) just to save a config. ``OUT/anchor`` is referenced by absolute path.
     """
+    from bindcore.io import CONFIG_FILE, WEIGHTS_FILE
+
     fields = getattr(getattr(cls, "Config", None), "model_fields", {})
     if "anchor" not in fields:
         raise NotImplementedError(f"the installed {name!r} plugin has no 'anchor' config field, so it cannot wrap "
                                   f"the converted open_clip anchor (which is in {anchor_dir})")
-    anchor = {"model": f"local-dir:{anchor_dir.resolve()}"}
-    if name == "video":  # needs the vision stem's real temporal kernel on top of the anchor
-        return cls.from_imagebind(vision, anchor=anchor)
-    return cls(anchor=anchor)
+    config = cls.Config(anchor={"model": f"local-dir:{anchor_dir.resolve()}"})
+    own: dict[str, Any] = {}
+    if name == "video":  # bind-vision's VideoModality keeps the real temporal kernel the 2-D anchor stem lacks
+        own["temporal_patch_embed"] = vision[VISION_STEM_KEY]
+    target.mkdir(parents=True)
+    write_safetensors(target / WEIGHTS_FILE, own)
+    meta = {
+        "format": "bindcore-modality/1",
+        "modality": name,
+        "config": config.model_dump(mode="json"),
+        "bindcore_version": bindcore.__version__,
+        "license": license,
+        "source": origin,
+    }
+    (target / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _finish(report: ConversionReport, origin: str, license: str, heads: Mapping[str, int], out: Path,
