@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bindcore.errors import ConfigError, InputError, NonFiniteError, describe_item
+from bindcore.errors import BindcoreError, ConfigError, InputError, NonFiniteError, describe_item
 from bindcore.modality import Modality
 
 OnError = Literal["fail", "skip"]
@@ -186,9 +186,12 @@ def _preprocess_batch(module: Modality, batch: list[Any], start: int, on_error: 
     indices = list(range(start, start + len(batch)))
     try:
         return module.preprocess(batch), indices
-    except Exception:
+    except BindcoreError:
         if on_error == "fail":
             raise
+    except Exception as error:
+        if on_error == "fail":  # a plugin failed unexpectedly: still say which item it choked on
+            raise InputError(_first_failing(module, batch), f"{type(error).__name__}: {error}") from error
     good: list[int] = []
     for index, item in zip(indices, batch, strict=True):
         try:
@@ -200,6 +203,15 @@ def _preprocess_batch(module: Modality, batch: list[Any], start: int, on_error: 
     if not good:
         return None, []
     return module.preprocess([batch[i - start] for i in good]), good
+
+
+def _first_failing(module: Modality, batch: list[Any]) -> Any:
+    for item in batch:
+        try:
+            module.preprocess([item])
+        except Exception:
+            return item
+    return batch  # only the batch as a whole fails
 
 
 def _empty(module: Modality) -> Tensor:

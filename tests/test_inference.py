@@ -53,6 +53,8 @@ class Points(Modality):
         rows = []
         for item in inputs:
             values = item
+            if item == "crash":  # a plugin bug, not a bindcore.InputError
+                raise RuntimeError("decoder exploded")
             if isinstance(item, (str, Path)):
                 path = Path(item)
                 if not path.is_file():
@@ -119,6 +121,14 @@ def test_embed_fail_mode_names_the_bad_item() -> None:
         model.embed({"points": [*items(2), [1.0, 2.0]]})
     with pytest.raises(ConfigError, match="no 'audio' modality"):
         model.embed({"audio": ["x.wav"]})
+
+
+def test_unexpected_plugin_errors_name_the_item_or_are_skipped() -> None:
+    model = BindModel([Points()])
+    with pytest.raises(InputError, match=r"'crash'.*RuntimeError: decoder exploded"):
+        model.embed({"points": [items(1)[0], "crash"]})
+    result = model.embed_items("points", ["crash", items(1)[0]], on_error="skip")
+    assert result.rows == [None, 0] and "decoder exploded" in result.errors[0]
 
 
 def test_skip_mode_keeps_rows_aligned_and_reports_every_bad_item() -> None:
