@@ -14,6 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import bindcore
 from bindcore.commands import new_modality
 from bindcore.commands.new_modality import default_template_dir, placeholders, render_template, validate_name
 from bindcore.errors import ConfigError
@@ -58,6 +59,21 @@ def test_cli_reports_bad_name_and_existing_directory(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "already exists" in result.output
     assert [p.name for p in (tmp_path / "bind-tactile").iterdir()] == ["mine.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bind-tactile"]  # no staging directory left
+
+
+def test_cli_warns_when_the_name_is_already_installed(tmp_path: Path, bindcore_registry) -> None:
+    from bindcore.testing import ReferenceModality
+
+    class ProvidesReference:
+        @bindcore.hookimpl
+        def register_modalities(self, register) -> None:
+            register(ReferenceModality)
+
+    bindcore_registry.add_plugin(ProvidesReference(), name="bind-reference")
+    result = CliRunner().invoke(_cli(), ["new-modality", "reference", "--dir", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "already provided by bind-reference" in result.output
+    assert (tmp_path / "bind-reference" / "bind_reference" / "model.py").is_file()
 
 
 def test_a_failing_render_leaves_nothing_behind(tmp_path: Path) -> None:

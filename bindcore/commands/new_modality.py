@@ -109,6 +109,16 @@ def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
     return target
 
 
+def _warn_if_taken(name: str) -> None:
+    """Installing a second plugin for an installed modality makes the name ambiguous: say so up front."""
+    from bindcore.plugins import get_registry
+
+    registry = get_registry()
+    if name in registry.names():
+        click.echo(f"Warning: modality {name!r} is already provided by {registry.provider(name)}; installing both "
+                   f"makes {name!r} ambiguous (bindcore refuses duplicate names)", err=True)
+
+
 def register(cli: click.Group) -> None:
     @cli.command("new-modality")
     @click.argument("name")
@@ -123,6 +133,7 @@ def register(cli: click.Group) -> None:
         except (ConfigError, OSError) as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"Created {target}")
+        _warn_if_taken(name)
         click.echo("Next steps:")
         click.echo(f"  pip install -e {target}")
         click.echo(f"  pytest {target}")
