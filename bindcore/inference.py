@@ -84,7 +84,7 @@ class BindModel(nn.Module):
             name = read_meta(root)["modality"]
             if modalities and list(modalities) != [name]:
                 raise ConfigError(f"{root} holds only the {name!r} modality, not {', '.join(modalities)}")
-            return cls({name: load_modality(root)}, **kwargs)
+            return cls({name: load_modality(root, **_moved_anchor(root))}, **kwargs)
         available = available_modalities(root)
         wanted = list(modalities) if modalities else available
         if not wanted:
@@ -94,7 +94,7 @@ class BindModel(nn.Module):
         if missing:
             raise ConfigError(f"{root} has no saved modality {', '.join(map(repr, missing))} "
                               f"(available: {', '.join(available) or 'none'})")
-        return cls({name: load_modality(root / name) for name in wanted}, **kwargs)
+        return cls({name: load_modality(root / name, **_moved_anchor(root / name)) for name in wanted}, **kwargs)
 
     @classmethod
     def for_modalities(cls, names: Sequence[str], model_dir: str | os.PathLike[str] | None = None,
@@ -108,7 +108,8 @@ class BindModel(nn.Module):
         model = cls.load(model_dir, names, **kwargs)
         for name in names:
             if options.get(name):  # config overrides (e.g. a different number of clips) need a rebuild
-                model.modalities[name] = load_modality(_modality_dir(model_dir, name), **options[name])
+                folder = _modality_dir(model_dir, name)
+                model.modalities[name] = load_modality(folder, **{**_moved_anchor(folder), **options[name]})
         return model
 
     # -- queries -------------------------------------------------------------------------------------
@@ -226,6 +227,25 @@ def _progress(iterable: range, *, total: int, desc: str, enabled: bool | None) -
 
     # disable=None: tqdm shows the bar only on a terminal unless the caller forced it on
     return tqdm(iterable, total=total, desc=f"embed {desc}", unit="batch", disable=None if enabled is None else False)
+
+
+def _moved_anchor(folder: Path) -> dict[str, Any]:
+    """Config override for a converted anchor-tower modality whose output directory was moved or copied.
+
+    ``bindcore convert`` records ``OUT/anchor`` by absolute path; when that path is gone but the modality's
+    sibling ``anchor`` folder exists (the whole ``OUT`` moved), point the anchor there instead.
+    """
+    from bindcore.io import read_meta
+
+    anchor = read_meta(folder).get("config", {}).get("anchor")
+    model = anchor.get("model") if isinstance(anchor, Mapping) else None
+    if not isinstance(model, str) or not model.startswith("local-dir:"):
+        return {}
+    recorded = Path(model[len("local-dir:"):])
+    sibling = folder.parent / "anchor"
+    if recorded.is_dir() or not (sibling / "open_clip_config.json").is_file():
+        return {}
+    return {"anchor": {**anchor, "model": f"local-dir:{sibling.resolve()}"}}
 
 
 def _modality_dir(root: str | os.PathLike[str], name: str) -> Path:

@@ -148,3 +148,26 @@ def test_converted_video_reproduces_reference_embeddings(converted) -> None:
     paths = [str(PARITY / "fixtures" / "video" / f"{name}.avi") for name in meta["video_order"]]
     expected = unit(np.load(SMALL / "outputs" / "video_vision_embedding.npy"))
     assert np.abs(module.embed(paths).float().numpy() - expected).max() <= TOLERANCE
+
+
+@pytest.mark.parity
+def test_moved_conversion_output_still_finds_its_anchor(tmp_path: Path) -> None:
+    import shutil
+
+    from bindcore.inference import BindModel
+
+    if not (SMALL / "state_dict.pt").is_file():
+        pytest.skip(f"ImageBind parity vectors not found at {PARITY}")
+    if "vision" not in bindcore.list_modalities():
+        pytest.skip("bind-vision is not installed")
+    first = tmp_path / "first"
+    convert_imagebind(SMALL / "state_dict.pt", first, heads=small_heads(), modalities=["vision"])
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = BindModel.load(moved, ["vision"])
+    with torch.no_grad():
+        module = model["vision"]
+        ours = module(module.to_model_input(model_input("vision"))).numpy()
+    assert np.abs(ours - unit(np.load(SMALL / "outputs" / "main_vision_embedding.npy"))).max() <= TOLERANCE
