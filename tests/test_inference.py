@@ -115,6 +115,14 @@ def test_embed_returns_unit_rows_per_modality_and_batching_does_not_change_them(
     assert model["points"].calls == [2, 2, 1]
 
 
+def test_progress_bar_for_long_inputs(capsys) -> None:
+    model = BindModel([Points()], batch_size=1)
+    model.embed({"points": items(3)}, progress=True)
+    assert "embed points" in capsys.readouterr().err
+    model.embed({"points": items(3)}, progress=False)
+    assert "embed points" not in capsys.readouterr().err
+
+
 def test_embed_fail_mode_names_the_bad_item() -> None:
     model = BindModel([Points()])
     with pytest.raises(InputError, match=r"expected 3 values, got 2"):
