@@ -297,12 +297,38 @@ def time_both(first: Callable[[Tensor], Tensor], second: Callable[[Tensor], Tens
     return statistics.median(times[0]), statistics.median(times[1]), outs[0], outs[1]
 
 
-def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: int, repeats: int) -> dict:
+def prototype_text_forward(sd: dict[str, Tensor], heads: int) -> Callable[[Tensor], Tensor]:
+    """PROTOTYPE, not in bindcore: the converted text tower's open_clip weights run with packed ``F.linear`` +
+    causal SDPA (no ``nn.MultiheadAttention``), on the tokens up to the batch's last EOT only. Exact: under a
+    causal mask nothing after a position changes it, and pooling reads the EOT position."""
+    anchor_fn = _anchor_forward("text", sd, heads)
+    model = anchor_fn.__closure__[0].cell_contents.model  # the FrozenAnchor's open_clip CLIP
+
+    def forward(tokens: Tensor) -> Tensor:
+        length = int(tokens.argmax(dim=-1).max()) + 1
+        tokens = tokens[:, :length]
+        x = model.token_embedding(tokens) + model.positional_embedding[:length]
+        batch = x.shape[0]
+        for block in model.transformer.resblocks:
+            attn = block.attn
+            q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = (t.reshape(batch, length, attn.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + attn.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
+            x = x + block.mlp(block.ln_2(x))
+        x = model.ln_final(x)[torch.arange(batch), tokens.argmax(dim=-1)]
+        return F.normalize(x @ model.text_projection, dim=-1)
+
+    return forward
+
+
+def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: int, repeats: int,
+                     prototype: bool = False) -> dict:
     width, depth, heads = sizes[name]
     torch.manual_seed(0)
     reference = RefBranch(name, width, depth, heads, out_dim=1024 if sizes is HUGE else 32).eval()
     sd = reference.imagebind_state_dict()
-    ours = bindcore_forward(name, sd, heads)
+    ours = prototype_text_forward(sd, heads) if prototype else bindcore_forward(name, sd, heads)
     x = make_inputs(name, items)
     ref_time, our_time, ref_out, our_out = time_both(reference, ours, x, repeats)
     diff = (F.normalize(ref_out.float(), dim=-1) - F.normalize(our_out.float(), dim=-1)).abs().max().item()
@@ -383,6 +409,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2, help="items per timed batch")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--prototype-text", action="store_true",
+                        help="also time the prototype text path (packed SDPA + EOT truncation; not in bindcore)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -398,6 +426,10 @@ def main() -> None:
         row = bench_throughput(name, sizes, args.items, args.repeats)
         print(f"| {name} | {row['reference_items_s']:.2f} | {row['bindcore_items_s']:.2f} | "
               f"{row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
+    if args.prototype_text and "text" in names:
+        row = bench_throughput("text", sizes, args.items, args.repeats, prototype=True)
+        print(f"| text, prototype path (not in bindcore) | {row['reference_items_s']:.2f} | "
+              f"{row['bindcore_items_s']:.2f} | {row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
     if args.no_memory:
         return
     reference = imagebind_huge_bytes() if args.size == "huge" else {}
