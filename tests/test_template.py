@@ -3,6 +3,7 @@ registers and passes its own test suite (conformance kit included)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -116,7 +117,9 @@ def test_generated_plugin_installs_registers_and_passes_its_tests(tmp_path: Path
 
     # install into a private site directory: the shared environment is never modified
     site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    # build with this environment's setuptools when it has one (offline-friendly); else pip fetches it
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation,
                               "--target", str(site), str(plugin)], capture_output=True, text=True, env=env, timeout=300)
     assert install.returncode == 0, install.stdout + install.stderr
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
