@@ -171,3 +171,23 @@ def test_moved_conversion_output_still_finds_its_anchor(tmp_path: Path) -> None:
         module = model["vision"]
         ours = module(module.to_model_input(model_input("vision"))).numpy()
     assert np.abs(ours - unit(np.load(SMALL / "outputs" / "main_vision_embedding.npy"))).max() <= TOLERANCE
+
+
+@pytest.mark.parity
+def test_converted_at_280_px_reproduces_the_reference_interpolation(tmp_path: Path) -> None:
+    if not (SMALL / "state_dict.pt").is_file():
+        pytest.skip(f"ImageBind parity vectors not found at {PARITY}")
+    if "vision" not in bindcore.list_modalities():
+        pytest.skip("bind-vision is not installed")
+    out = tmp_path / "at280"
+    convert_imagebind(SMALL / "state_dict.pt", out, heads=small_heads(), modalities=["vision"], image_size=280)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = bindcore.load_modality(out / "vision")
+    with torch.no_grad():
+        ours = module(module.to_model_input(torch.from_numpy(np.load(PARITY / "model_inputs" / "vision_280.npy"))))
+    expected = unit(np.load(SMALL / "outputs" / "vision280_vision_embedding.npy"))
+    assert np.abs(ours.numpy() - expected).max() <= TOLERANCE
+    with pytest.raises(ConfigError, match="multiple of the patch size 14"):
+        convert_imagebind(SMALL / "state_dict.pt", tmp_path / "bad", heads=small_heads(), modalities=["vision"],
+                          image_size=250)

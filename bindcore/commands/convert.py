@@ -30,10 +30,13 @@ def register(cli: click.Group) -> None:
                        "(vision=16 text=16 audio=12 depth=8 thermal=12 imu=8). Repeatable.")
     @click.option("--modality", "modalities", multiple=True,
                   help="Convert only this modality (repeatable). Default: all, skipping ones without a plugin.")
+    @click.option("--image-size", type=click.IntRange(min=1), default=None,
+                  help="Input size of the converted image tower (a multiple of the patch size, e.g. 280); position "
+                       "embeddings are resized bicubically as ImageBind does. Default: the checkpoint's (224).")
     @click.option("--overwrite", is_flag=True, help="Replace the contents of a non-empty OUT.")
     @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
     def convert_imagebind_command(source: str, out: str, heads: tuple[str, ...], modalities: tuple[str, ...],
-                                  overwrite: bool, as_json: bool) -> None:
+                                  image_size: int | None, overwrite: bool, as_json: bool) -> None:
         """Convert ImageBind's SOURCE checkpoint (e.g. imagebind_huge.pth) into OUT/<modality> directories.
 
         The checkpoint is read safely (no arbitrary unpickling) and memory-mapped. The vision and text towers
@@ -46,7 +49,7 @@ def register(cli: click.Group) -> None:
         log = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
         try:
             report = convert_imagebind(source, out, heads=_parse_heads(heads), modalities=modalities or None,
-                                       overwrite=overwrite, log=log)
+                                       overwrite=overwrite, image_size=image_size, log=log)
         except BindcoreError as error:
             raise click.ClickException(str(error)) from None
         if as_json:

@@ -86,12 +86,14 @@ def _replace_dir(path: Path) -> None:
 
 def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
                       heads: Mapping[str, int] | None = None, modalities: Sequence[str] | None = None,
-                      overwrite: bool = False, license: str = IMAGEBIND_LICENSE,
+                      overwrite: bool = False, license: str = IMAGEBIND_LICENSE, image_size: int | None = None,
                       log: Callable[[str], None] | None = None) -> ConversionReport:
     """Convert an ImageBind checkpoint at ``source`` into bindcore directories under ``out``.
 
     ``modalities`` limits the conversion (default: every modality in the checkpoint; those whose plugin is
     not installed are skipped and reported). Explicitly requested modalities that cannot be converted raise.
+    ``image_size`` gives the anchor's image tower another input size (position embeddings resized as ImageBind
+    does on the fly; e.g. 280 reproduces the reference on 280-px inputs).
     """
     say = log or (lambda message: None)
     source_path, out_path = Path(source), Path(out)
@@ -124,7 +126,7 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
             _replace_dir(anchor_dir)
             config, anchor_state = imagebind_to_open_clip(groups["vision"], groups["text"],
                                                           vision_heads=head_counts["vision"],
-                                                          text_heads=head_counts["text"])
+                                                          text_heads=head_counts["text"], image_size=image_size)
             write_open_clip_dir(anchor_dir, config, anchor_state, license=license, source=origin)
             del anchor_state
             report.written[ANCHOR_DIR] = anchor_dir

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from bindcore.convert.checkpoint import count_blocks, require
+from bindcore.convert.pos_embed import resize_pos_embed_like_imagebind
 from bindcore.convert.safetensors_stream import write_safetensors
 from bindcore.errors import ConfigError
 
@@ -81,8 +82,13 @@ def _check_heads(name: str, width: int, heads: int) -> None:
                           f"(pass the right value with --heads {name}=N)")
 
 
-def convert_vision_tower(sd: Mapping[str, Tensor], *, num_heads: int) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """ImageBind ``vision`` entries → (open_clip ``vision_cfg``, ``visual.*`` state dict)."""
+def convert_vision_tower(sd: Mapping[str, Tensor], *, num_heads: int,
+                         image_size: int | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """ImageBind ``vision`` entries → (open_clip ``vision_cfg``, ``visual.*`` state dict).
+
+    ``image_size`` (a multiple of the patch size) resizes the position embeddings the way ImageBind does on the
+    fly for other input sizes (bicubic, see :mod:`bindcore.convert.pos_embed`), so the anchor takes that size.
+    """
     pre = "modality_preprocessors.vision"
     trunk = "modality_trunks.vision"
     stem = require(sd, f"{pre}.rgbt_stem.proj.1.weight", 5)  # (width, 3, frames, patch, patch)
@@ -93,6 +99,11 @@ def convert_vision_tower(sd: Mapping[str, Tensor], *, num_heads: int) -> tuple[d
     grid = math.isqrt(pos.shape[0] - 1)
     if grid * grid != pos.shape[0] - 1:
         raise ConfigError(f"{pre}: {pos.shape[0] - 1} patch positions do not form a square grid")
+    if image_size is not None and image_size != grid * patch_h:
+        if image_size % patch_h or image_size < patch_h:
+            raise ConfigError(f"image size {image_size} is not a multiple of the patch size {patch_h}")
+        grid = image_size // patch_h
+        pos = resize_pos_embed_like_imagebind(pos, (grid, grid))
     head_norm_w = require(sd, "modality_heads.vision.0.weight", 1)
     head_proj = require(sd, "modality_heads.vision.2.weight", 2)  # (dim, width)
     _check_heads("vision", width, num_heads)
@@ -162,9 +173,9 @@ def convert_text_tower(sd: Mapping[str, Tensor], *, num_heads: int) -> tuple[dic
 
 
 def imagebind_to_open_clip(vision: Mapping[str, Tensor], text: Mapping[str, Tensor], *, vision_heads: int,
-                           text_heads: int) -> tuple[dict[str, Any], dict[str, Tensor]]:
+                           text_heads: int, image_size: int | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Both towers → (``open_clip_config.json`` content, full open_clip ``CLIP`` state dict)."""
-    vision_cfg, vision_sd = convert_vision_tower(vision, num_heads=vision_heads)
+    vision_cfg, vision_sd = convert_vision_tower(vision, num_heads=vision_heads, image_size=image_size)
     text_cfg, text_sd = convert_text_tower(text, num_heads=text_heads)
     vision_dim = vision_sd["visual.proj"].shape[1]
     text_dim = text_sd["text_projection"].shape[1]
