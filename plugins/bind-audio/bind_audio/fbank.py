@@ -52,13 +52,14 @@ def num_frames(num_samples: int, window: int, shift: int) -> int:
     return 0 if num_samples < window else 1 + (num_samples - window) // shift
 
 
-CHUNK_FRAMES = 256  # frames per FFT/matmul block: small enough to stay in cache, large enough to batch
+CHUNK_FRAMES = 640  # frames per batch (3 clips of 2 s): small enough to stay in cache, large enough to batch
 
 
 def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int, fft_size: int, num_bins: int,
-            low_freq: float, high_freq: float, preemphasis: float) -> list[Tensor]:
+            low_freq: float, high_freq: float, preemphasis: float,
+            normalise: tuple[float, float] | None = None) -> list[Tensor]:
     """1-D float32 signals → each signal's frames' log-mel energies ``(frames_i, num_bins)`` (0 frames when
-    shorter than one window). All frames are computed together.
+    shorter than one window), optionally normalised as ``(x - mean) / std`` with ``normalise=(mean, std)``.
 
     Kaldi removes each frame's mean ``m`` and then pre-emphasises; both are linear, so a frame equals
     ``p - (1 - a) m`` where ``p`` is the pre-emphasis of the *whole signal* cut into frames afterwards (its
@@ -86,7 +87,7 @@ def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int,
         block = energies[row: row + len(members) * count]
         _log_mel_batch(torch.stack([signals[i] for i in members]), count, block, window=window, shift=shift,
                        fft_size=fft_size, bank=mel_filterbank(num_bins, fft_size, sample_rate, low_freq, high_freq),
-                       preemphasis=preemphasis)
+                       preemphasis=preemphasis, normalise=normalise)
         for offset, index in enumerate(members):
             result[index] = block[offset * count: (offset + 1) * count]
         row += len(members) * count
@@ -94,7 +95,7 @@ def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int,
 
 
 def _log_mel_batch(signals: Tensor, count: int, out: Tensor, *, window: int, shift: int, fft_size: int, bank: Tensor,
-                   preemphasis: float) -> None:
+                   preemphasis: float, normalise: tuple[float, float] | None) -> None:
     """Equal-length signals ``(B, L)`` with ``count`` frames each → log-mel energies written to ``out``."""
     batch = signals.shape[0]
     taper = hann_window(window)
@@ -115,6 +116,8 @@ def _log_mel_batch(signals: Tensor, count: int, out: Tensor, *, window: int, shi
     power = spectrum.real.square() + spectrum.imag.square()  # |X|^2 without the slow complex abs
     torch.mm(power, bank, out=out)
     out.clamp_min_(LOG_FLOOR).log_()
+    if normalise is not None:
+        out.sub_(normalise[0]).div_(normalise[1])
 
 
 __all__ = ["LOG_FLOOR", "hann_window", "log_mel", "mel_filterbank", "mel_scale", "num_frames"]

@@ -56,11 +56,16 @@ class AudioSource:
 
     def read_mono(self, start: int, stop: int, channel: str) -> np.ndarray:
         """Frames ``[start, stop)`` as one float32 channel: channel 0 (``"first"``) or the mean (``"mean"``)."""
-        block = self._read(start, stop)  # (frames, channels)
-        mono = block[:, 0] if channel == "first" or block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-        return np.ascontiguousarray(mono, dtype=np.float32)
+        block = self._read(start, stop, pcm16=True)  # (frames, channels)
+        scale = np.float32(1 / 32768) if block.dtype == np.int16 else None
+        if channel == "first" or block.shape[1] == 1:
+            mono = block[:, 0].astype(np.float32)
+            return mono * scale if scale is not None else mono
+        mono = block.mean(axis=1, dtype=np.float32) if scale is None else block.sum(axis=1, dtype=np.float32) * scale
+        return mono if scale is None else mono / np.float32(block.shape[1])
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int, pcm16: bool = False) -> np.ndarray:
+        """``(frames, channels)``: float32, or int16 when ``pcm16`` and the data are 16-bit PCM."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -80,7 +85,7 @@ class ArraySource(AudioSource):
         self.sample_rate = sample_rate
         self.num_channels, self.num_frames = samples.shape
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int, pcm16: bool = False) -> np.ndarray:
         return self.samples[:, max(start, 0): max(stop, 0)].T
 
 
@@ -98,17 +103,21 @@ class FileSource(AudioSource):
         self.sample_rate = int(self.handle.samplerate)
         self.num_frames = int(self.handle.frames)
         self.num_channels = int(self.handle.channels)
+        self.pcm16 = self.handle.subtype == "PCM_16"
         if self.sample_rate <= 0:
             self.close()
             raise InputError(item, f"file reports sample rate {self.sample_rate}", fix="re-encode the file")
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def _read(self, start: int, stop: int, pcm16: bool = False) -> np.ndarray:
         start, stop = max(start, 0), min(stop, self.num_frames)
         if stop <= start:
             return np.zeros((0, self.num_channels), dtype=np.float32)
+        # 16-bit PCM is read as int16 (half the bytes, no conversion of unused channels); int16 / 32768 is
+        # exactly what libsndfile's float conversion gives.
+        dtype = "int16" if pcm16 and self.pcm16 else "float32"
         try:
             self.handle.seek(start)
-            data = self.handle.read(stop - start, dtype="float32", always_2d=True)
+            data = self.handle.read(stop - start, dtype=dtype, always_2d=True)
         except Exception as exc:
             raise InputError(self.item, f"decoding failed at frames {start}-{stop}: {_libsndfile_reason(exc)}",
                              fix="the file may be truncated or corrupt; re-encode it") from None

@@ -88,12 +88,15 @@ def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
     """Mono clips → normalised log-mel images ``(len(clips), 1, num_mel_bins, target_length)``, batched."""
     features = log_mel(clips, sample_rate=config.sample_rate, window=config.window_samples,
                        shift=config.shift_samples, fft_size=config.fft_size, num_bins=config.num_mel_bins,
-                       low_freq=config.low_freq, high_freq=config.mel_high_freq, preemphasis=config.preemphasis)
-    out = torch.full((len(clips), config.num_mel_bins, config.target_length), config.pad_value)
+                       low_freq=config.low_freq, high_freq=config.mel_high_freq, preemphasis=config.preemphasis,
+                       normalise=(config.mean, config.std))
+    pad = float(torch.tensor(config.pad_value).sub(config.mean).div(config.std))  # float32, as the reference
+    out = torch.empty(len(clips), config.num_mel_bins, config.target_length)
     for index, clip_features in enumerate(features):
         keep = min(clip_features.shape[0], config.target_length)  # cut long clips, right-pad short ones
         out[index, :, :keep] = clip_features[:keep].T
-    return out.sub_(config.mean).div_(config.std).unsqueeze(1)
+        out[index, :, keep:] = pad
+    return out.unsqueeze(1)
 
 
 def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:

@@ -9,8 +9,9 @@ numbers: with rates reduced by their gcd, output ``j = q * new + p`` is
 Because ``j`` is an absolute index, any window of the output can be computed from just the input frames
 it touches, which lets long files be read clip by clip instead of decoded whole. Two evaluations:
 
-* ``conv``: the polyphase kernel ``(new, orig + 2 reach)`` applied with one strided ``conv1d``, as
-  torchaudio does (used when that kernel is small, i.e. for the usual rate pairs).
+* ``polyphase``: the polyphase kernel ``(new, orig + 2 reach)`` applied to every block of ``orig`` inputs
+  (a matmul over a strided view, or torchaudio's strided ``conv1d`` when there are few phases); used when
+  that kernel is small, i.e. for the usual rate pairs.
 * ``gather``: per output only the ``~2 reach`` taps that can be non-zero, tabulated per phase and applied
   with one gather + multiply-sum (used for awkward rate pairs such as 44 101 → 16 000 Hz, whose
   polyphase kernel would have hundreds of millions of entries).
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 CONV_KERNEL_LIMIT = 2_000_000  # polyphase kernel entries above which the gather path is used
+MATMUL_MIN_PHASES = 4  # from this many output phases on, the polyphase kernel is applied as a matmul
 
 
 def _reduced(orig: int, new: int) -> tuple[int, int]:
@@ -112,9 +114,15 @@ def resample_range(x: Tensor, x_start: int, num_frames: int, out_start: int, out
     lead = x.shape[:-1]
     x = x.reshape(-1, x.shape[-1])
     if _uses_conv(orig_r, new_r, width, rolloff):
-        kernel = _polyphase_kernel(orig_r, new_r, width, rolloff).to(x.dtype)[:, None, :]
-        blocks = F.conv1d(x[:, None], kernel, stride=orig_r)  # (B, new, blocks): phase p of block q
-        out = blocks.transpose(1, 2).reshape(x.shape[0], -1)
+        kernel = _polyphase_kernel(orig_r, new_r, width, rolloff).to(x.dtype)
+        if new_r >= MATMUL_MIN_PHASES:
+            # Each block of orig inputs (plus context) gives new outputs: one matmul over a strided view of
+            # the blocks, several times faster than the equivalent strided conv1d.
+            windows = x.unfold(-1, kernel.shape[1], orig_r)  # (B, blocks, taps), no copy
+            out = (windows @ kernel.T).reshape(x.shape[0], -1)  # output j = block * new + phase
+        else:  # few phases (e.g. 48 -> 16 kHz is 3 -> 1): the conv is the faster of the two
+            blocks = F.conv1d(x[:, None], kernel[:, None, :], stride=orig_r)  # (B, new, blocks)
+            out = blocks.transpose(1, 2).reshape(x.shape[0], -1)
         skip = out_start - (out_start // new_r) * new_r
         out = out[:, skip: skip + out_stop - out_start]
     else:

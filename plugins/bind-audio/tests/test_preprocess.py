@@ -99,6 +99,15 @@ def test_files_and_arrays_agree(write_wav, tone):
     torch.testing.assert_close(preprocess([str(path)], config), preprocess([(samples, 44100)], config))
 
 
+@pytest.mark.parametrize("channel", ["first", "mean"])
+def test_pcm16_files_read_as_int16_match_float_decoding(write_wav, tone, channel):
+    path = write_wav("pcm.wav", tone(1.3, 22050, channels=3), 22050, subtype="PCM_16")
+    decoded, rate = sf.read(str(path), dtype="float32", always_2d=True)  # libsndfile's own int16 -> float
+    config = AudioConfig(channel=channel)
+    torch.testing.assert_close(preprocess([path], config), preprocess([AudioArray(decoded.T, rate)], config),
+                               atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("fmt", ["flac", "ogg", "mp3"])
 def test_compressed_formats_decode(tmp_path, fmt, tone, tiny):
     path = tmp_path / f"a.{fmt}"
