@@ -25,10 +25,13 @@ averages without re-normalising; the direction is the same).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -37,10 +40,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from bind_vision.toy import render_image
 from bindcore.anchor import CLIP_MEAN, CLIP_STD, AnchorConfig, AnchorTowerModality
 from bindcore.config import ModalityConfig
 from bindcore.errors import ConfigError, InputError
 from bindcore.nn import fold_clips, mean_of_clips
+from bindcore.toyworld import Scene
 
 FRAMES_PER_CLIP = 2  # ImageBind's temporal kernel size; the frame count is tied to it
 
@@ -55,6 +60,9 @@ class VideoConfig(ModalityConfig):
     num_crops: Literal[1, 3] = Field(3, description="spatial crops per clip: 3 = start/centre/end, 1 = centre")
     mean: tuple[float, float, float] = Field(CLIP_MEAN, description="per-channel mean subtracted after /255")
     std: tuple[float, float, float] = Field(CLIP_STD, description="per-channel std divided by after /255")
+    toy_image_size: int = Field(32, ge=8, description="side of the frames render_toy draws")
+    toy_frames: int = Field(6, ge=2, le=64, description="frames of a render_toy video")
+    toy_fps: float = Field(2.0, gt=0, description="frame rate of render_toy videos")
 
 
 # -- sampling (pure functions) ----------------------------------------------------------------------------
@@ -257,3 +265,37 @@ class VideoModality(AnchorTowerModality):
 
     def input_device_dtype(self) -> tuple[torch.device, torch.dtype]:
         return self.anchor.device, self.anchor.dtype
+
+    def render_toy(self, scene: Scene) -> str:
+        """A short lossless video of the scene's toy image drifting sideways; returns its path.
+
+        Videos are files, so renders are cached under the temp directory by content (same scene and config →
+        same path and bytes)."""
+        c = self.config
+        key = hashlib.sha256(f"{scene}|{c.toy_image_size}|{c.toy_frames}|{c.toy_fps}".encode()).hexdigest()[:24]
+        path = Path(tempfile.gettempdir()) / "bindcore_toy_video" / f"{key}.avi"
+        if not path.is_file():
+            image = render_image(scene, c.toy_image_size)
+            step = int(scene.rng("video").integers(1, 3))  # drift speed, a nuisance like position and size
+            frames = np.stack([np.roll(image, step * t, axis=1) for t in range(c.toy_frames)])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_suffix(f".{os.getpid()}.tmp.avi")
+            write_video(staging, frames, c.toy_fps)
+            os.replace(staging, path)  # atomic: parallel test workers may render the same scene
+        return str(path)
+
+
+def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float) -> Path:
+    """Write ``(T, H, W, 3)`` uint8 frames as a lossless (PNG-in-AVI) video."""
+    import av
+
+    with av.open(os.fspath(path), "w", format="avi") as container:
+        stream = container.add_stream("png", rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "rgb24"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)

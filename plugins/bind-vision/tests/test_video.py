@@ -19,6 +19,7 @@ from bind_vision.video import (
     read_frames,
     short_side_size,
     temporal_subsample,
+    write_video,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,24 +30,6 @@ from bindcore.errors import InputError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VECTORS = Path(os.environ.get("BINDCORE_PARITY_DIR", REPO_ROOT.parent / "shared" / "imagebind_vectors"))
 TINY_ANCHOR = {"arch": tiny_anchor_config(embed_dim=16, image_size=32, patch_size=8, width=32, layers=1, heads=2)}
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float) -> Path:
-    """Lossless (PNG-in-AVI) video of ``frames`` (T, H, W, 3) uint8."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("png", rate=Fraction(fps).limit_denominator(1000))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "rgb24"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +175,17 @@ def test_small_model_video_parity(meta, tmp_path: Path) -> None:
     expected = np.load(small / "outputs" / "video_vision_embedding.npy")
     expected /= np.linalg.norm(expected, axis=-1, keepdims=True)
     assert np.abs(ours - expected).max() <= 1e-4
+
+
+def test_render_toy_is_a_deterministic_video_that_varies_with_the_scene() -> None:
+    from bindcore.toyworld import generate_scenes
+
+    video = VideoModality(anchor=TINY_ANCHOR, clips_per_video=2, num_crops=1)
+    scenes = generate_scenes(4, seed=3)
+    paths = [video.render_toy(s) for s in scenes]
+    assert paths == [video.render_toy(s) for s in scenes] and len(set(paths)) == 4
+    _, count, fps = read_frames(paths[0])
+    assert count == video.config.toy_frames and fps == pytest.approx(video.config.toy_fps)
+    x = video.preprocess(paths)
+    assert x.shape == (4, 2, 3, 2, 32, 32) and not torch.equal(x[0], x[1])
+    assert not torch.equal(x[0, 0, :, 0], x[0, 0, :, 1])  # the object moves between the two frames
