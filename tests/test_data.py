@@ -88,3 +88,22 @@ def test_augment_is_seeded():
     a = augment(x, settings, torch.Generator().manual_seed(0))
     b = augment(x, settings, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_webdataset_shards_random_access(tmp_path):
+    import webdataset
+
+    from bindcore.data.sources import ShardSource
+
+    for shard in range(2):
+        with webdataset.TarWriter(str(tmp_path / f"pairs-{shard:03d}.tar")) as sink:
+            for item in range(3):
+                sink.write({"__key__": f"s{shard}_{item}", "image.png": b"img%d" % item,
+                            "audio.wav": b"wav%d%d" % (shard, item)})
+    source = ShardSource(str(tmp_path / "pairs-{000..001}.tar"), "audio")
+    assert len(source) == 6
+    item = source.load(4)
+    assert open(item["audio"], "rb").read() == b"wav11"
+    assert open(item["image"], "rb").read() == b"img1"
+    with pytest.raises(ConfigError, match="shard not found"):
+        ShardSource(str(tmp_path / "pairs-{000..002}.tar"), "audio")

@@ -52,6 +52,35 @@ def test_end_to_end_train_and_eval_json(stubs, tmp_path):
     assert rows[0].startswith("step,modality") and len(rows) > 1
     assert len(list_checkpoints(out / "checkpoints")) <= 3  # rotation keeps keep_checkpoints
 
+    from bindcore.eval.run import evaluate_run_dir
+
+    again = evaluate_run_dir(out, out=tmp_path / "re-eval", log=lambda _m: None)
+    assert again["zero_shot_top1"] == pytest.approx(report["zero_shot_top1"])
+
+
+def test_anchor_cache_reused_and_stale_detected(stubs, tmp_path):
+    from bindcore.data.sources import ToySource
+    from bindcore.train.anchor_setup import FrozenOpenClip, build_tiny_open_clip
+    from bindcore.train.cache import build_anchor_cache
+    from bindcore.train.recipe import TinyAnchor
+    from bindcore.train.stubs import StubVision
+
+    vision = StubVision(image_size=16)
+    torch.manual_seed(0)
+    anchor = FrozenOpenClip(build_tiny_open_clip(TinyAnchor(embed_dim=16, image_size=16, vision_width=16,
+                                                            text_width=16, context_length=8)), {"t": 1})
+    source = ToySource(20, 0, {"image": vision})
+    first = build_anchor_cache(anchor, source, vision, tmp_path)
+    expected = anchor.encode_image(vision.preprocess([source.load(i)["image"] for i in range(20)]))
+    torch.testing.assert_close(first.rows(list(range(20))), expected, atol=1e-5, rtol=1e-5)
+    stamp = first.path.stat().st_mtime_ns
+    assert build_anchor_cache(anchor, source, vision, tmp_path).path.stat().st_mtime_ns == stamp  # reused
+    other = build_anchor_cache(anchor, ToySource(20, 1, {"image": vision}), vision, tmp_path)
+    assert other.path != first.path  # different data → a different cache
+    with torch.no_grad():
+        anchor.model.visual.proj.add_(1.0)
+    assert build_anchor_cache(anchor, source, vision, tmp_path).path != first.path  # anchor changed → stale
+
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stubs, tmp_path):
     out = tmp_path / "run"

@@ -52,6 +52,7 @@ def save_plot(result: dict[str, Any], similarity: tuple[str, str, Tensor] | None
     bars.axhline(100 * result["chance"]["zero_shot_top1"], color="tab:red", linestyle="--", label="chance")
     for index, value in enumerate(values):
         bars.text(index, value + 1, f"{value:.0f}", ha="center", fontsize=9)
+    bars.tick_params(axis="x", labelrotation=25)
     bars.set_ylim(0, 105)
     bars.set_ylabel("zero-shot top-1 (%)")
     kind = "emergent" if result["emergent"] else "text-paired"
