@@ -109,5 +109,9 @@ def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
             clips.extend(load_clips(source, config))
     if not clips:
         return torch.zeros(0, config.clips_per_item, 1, *config.input_size)
-    images = spectrograms(clips, config)
-    return images.reshape(len(inputs), config.clips_per_item, 1, *config.input_size)
+    images = spectrograms(clips, config).reshape(len(inputs), config.clips_per_item, 1, *config.input_size)
+    finite = torch.isfinite(images).flatten(1).all(dim=1)
+    if not finite.all():  # e.g. samples around 1e20: their power overflows float32
+        raise InputError(inputs[int((~finite).nonzero()[0])], "its log-mel spectrogram overflows float32",
+                         fix="scale the samples to the usual [-1, 1] range")
+    return images

@@ -193,6 +193,7 @@ def test_truncated_wav_uses_the_frames_present(write_wav, tone, tiny):
     (np.zeros(8000), "no sample rate"),
     (torch.zeros(8000), "no sample rate"),
     (12345, "unsupported"),
+    (AudioArray(np.full(8000, 1e25, np.float32) * np.sin(np.arange(8000)), 8000), "overflows"),
 ])
 def test_bad_arrays_raise_input_error(item, reason):
     assert reason in str(_error(item))
