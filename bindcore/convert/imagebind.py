@@ -3,14 +3,16 @@
 Layout written under ``OUT/``:
 
 * ``OUT/anchor``: the vision and text towers as a standard open_clip ``local-dir:`` model;
-* ``OUT/vision``, ``OUT/text``: bindcore modalities wrapping that anchor;
+* ``OUT/vision``, ``OUT/text`` (and ``OUT/video`` when bind-vision provides it): bindcore modalities wrapping
+  that anchor, saved as their config (the anchor is referenced by absolute path; ``BindModel.load`` also finds a
+  moved ``OUT``'s sibling ``anchor`` folder) plus, for video, ImageBind's Conv3d stem;
 * ``OUT/audio``, ``OUT/depth``, ``OUT/thermal``, ``OUT/imu``: built by each plugin's
   ``Modality.from_imagebind`` (found through the registry; the core imports no modality code) and
   written with ``Modality.save``;
 * ``OUT/conversion.json``: what was converted, from where, with which head counts, and the licence.
 
 The checkpoint is memory-mapped and converted one modality at a time, so peak memory is about one
-modality's weights, never two copies of the whole checkpoint.
+modality's weights, never two copies of the whole checkpoint (measured: ``benchmarks/bench_embed_convert.py``).
 """
 
 from __future__ import annotations
