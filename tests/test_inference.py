@@ -317,3 +317,10 @@ def test_cli_search_cross_modal_and_compose(toy_registry, tmp_path: Path) -> Non
     assert json.loads(composed.output)[0]["results"][0]["input"] == files[2]
     usage = runner.invoke(cli, ["search", str(out)])
     assert usage.exit_code != 0 and "--query" in usage.output
+
+    queries = tmp_path / "q.npy"  # saved query embeddings, without an index: labelled by row
+    np.save(queries, Points(seed=6).embed([files[5], files[0]]).numpy())
+    table = runner.invoke(cli, ["search", str(out), "--query-embeddings", str(queries), "-k", "1"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0] == "query: row 0" and lines[1].endswith(files[5]) and lines[3].endswith(files[0])
