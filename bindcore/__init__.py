@@ -17,13 +17,13 @@ from bindcore.errors import (
     UnknownModalityError,
 )
 from bindcore.hookspecs import hookimpl
-from bindcore.modality import Modality
 from bindcore.plugins import get_registry, list_modalities, modality, modality_class
 
 __version__ = "0.1.0"
 
 # Heavier parts are imported on first use so ``import bindcore`` stays light.
 _LAZY = {
+    "Modality": "bindcore.modality",
     "info_nce": "bindcore.loss",
     "InfoNCE": "bindcore.loss",
     "FrozenAnchor": "bindcore.anchor",
