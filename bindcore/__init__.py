@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 # Heavier parts are imported on first use so ``import bindcore`` stays light.
 _LAZY = {
-    "Modality": "bindcore.modality",
+    "Modality": "bindcore.modality_base",
     "info_nce": "bindcore.loss",
     "InfoNCE": "bindcore.loss",
     "FrozenAnchor": "bindcore.anchor",

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from bindcore.config import ModalityConfig
 from bindcore.errors import AnchorUnavailableError, ConfigError
-from bindcore.modality import Modality
+from bindcore.modality_base import Modality
 
 #: ImageBind's anchor (OpenCLIP ViT-H/14 trained on LAION-2B).
 DEFAULT_MODEL = "ViT-H-14"

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bindcore.errors import BindcoreError, ConfigError, InputError, NonFiniteError, describe_item
-from bindcore.modality import Modality
+from bindcore.modality_base import Modality
 
 OnError = Literal["fail", "skip"]
 DEFAULT_BATCH_SIZE = 32

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from bindcore.config import ModalityConfig
 from bindcore.errors import ConfigError
-from bindcore.modality import Modality
+from bindcore.modality_base import Modality
 from bindcore.nn import PatchEncoder, ProjectionHead
 
 #: Architecture fields ``from_imagebind`` reads from tensor shapes rather than from the caller.

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from bindcore.config import ModalityConfig
 from bindcore.errors import InputError
-from bindcore.modality import Modality
+from bindcore.modality_base import Modality
 from bindcore.nn import ProjectionHead
 from bindcore.toyworld import Scene, concept_code
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from bindcore.modality import Modality
+    from bindcore.modality_base import Modality
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from bindcore.config import ModalityConfig
 from bindcore.errors import InputError
 from bindcore.hookspecs import hookimpl
-from bindcore.modality import Modality
+from bindcore.modality_base import Modality
 from bindcore.toyworld import Scene, concept_code
 
 

@@ -1,4 +1,5 @@
-"""The ``Modality`` contract every plugin implements.
+"""The ``Modality`` contract every plugin implements (exported as ``bindcore.Modality``; the module is not
+named ``modality`` because ``bindcore.modality`` is the factory function).
 
 A modality turns raw inputs (paths, arrays, strings…) into embeddings in the shared space in three
 steps: ``preprocess`` (pure: raw → batched float tensor on the CPU, no device moves, no RNG, no
