@@ -135,3 +135,14 @@ def test_installed_entry_points_load_in_a_fresh_process():
                          text=True, check=True, timeout=120).stdout
     for row in json.loads(out):
         assert {"name", "version", "modalities", "error"} <= row.keys()
+
+
+def test_factory_is_not_shadowed_by_a_submodule():
+    """``bindcore.modality`` is the factory even after every core submodule has been imported."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(bindcore.__path__, "bindcore."):
+        if not info.name.startswith("bindcore.testing.pytest_plugin"):
+            importlib.import_module(info.name)
+    assert bindcore.modality is bindcore.plugins.modality and callable(bindcore.modality)
