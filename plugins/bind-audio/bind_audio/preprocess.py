@@ -5,7 +5,7 @@ Per input: resampled length ``L = ceil(frames * rate / input_rate)``; ``clips_pe
 :func:`clip_windows`); only the input frames those windows need are read and resampled (overlapping
 windows are merged, so a short file is read and resampled once). Each clip is processed on its own
 copy (the reference's in-place mean leaks between overlapping clips; we do not reproduce that), then the
-frames of all clips of all inputs go through one batched Kaldi filterbank.
+clips of all inputs go through the Kaldi filterbank together (:func:`bind_audio.fbank.log_mel`).
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
     if not clips:
         return torch.zeros(0, config.clips_per_item, 1, *config.input_size)
     images = spectrograms(clips, config).reshape(len(inputs), config.clips_per_item, 1, *config.input_size)
+    if torch.isfinite(images.sum()):  # one cheap reduction; any Inf/NaN cell would make the sum non-finite
+        return images
     finite = torch.isfinite(images).flatten(1).all(dim=1)
     if not finite.all():  # e.g. samples around 1e20: their power overflows float32
         raise InputError(inputs[int((~finite).nonzero()[0])], "its log-mel spectrogram overflows float32",
