@@ -60,6 +60,9 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: i
     os.replace(temporary, target)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
+    for stale in directory.glob(".checkpoint-*.tmp-*"):  # left by a process killed mid-write
+        if stale != temporary:
+            stale.unlink(missing_ok=True)
     return target
 
 

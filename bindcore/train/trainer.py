@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all
 from bindcore.data.plan import ModalityPlan, StepPlan, _seed_of
 from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
-from bindcore.errors import ConfigError, NonFiniteError
+from bindcore.errors import AnchorUnavailableError, ConfigError, NonFiniteError
 from bindcore.train.anchor_setup import (
     DEFAULT_TEMPLATES,
     FrozenOpenClip,
@@ -296,7 +296,12 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_recipe()
         run = recipe.run
-        self.vision, self.text = build_anchor_side(recipe, self.ctx.log)
+        try:
+            self.vision, self.text = build_anchor_side(recipe, self.ctx.log)
+        except AnchorUnavailableError as exc:
+            raise AnchorUnavailableError(
+                f"anchor {recipe.anchor.model} / {recipe.anchor.pretrained}: {exc} — in the recipe, set "
+                f"anchor.pretrained to a local weights file") from None
         self.anchor = prepare_anchor(self.ctx, self.vision, self.text)
         self.modules = build_modalities(recipe)
         self.heads: dict[str, BindHead] = {}
