@@ -169,3 +169,24 @@ def test_gloo_ddp_two_processes_match_one_process(stubs, tmp_path):
         a, b = _weights(single, name), _weights(tmp_path / "ddp", name)
         for key in a:
             torch.testing.assert_close(a[key], b[key], atol=2e-4, rtol=1e-3)
+
+
+def test_cache_anchor_command_then_training_reuses_it(stubs, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from bindcore.cli import cli
+
+    raw = tiny_recipe()
+    raw["anchor"]["cache_embeddings"] = True
+    recipe_path = tmp_path / "tiny.yaml"
+    recipe_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["cache-anchor", str(recipe_path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (cache,) = (out / "anchor_cache").glob("anchor-*.npy")
+    stamp = cache.stat().st_mtime_ns
+    result = CliRunner().invoke(cli, ["train", str(recipe_path), "--out", str(out), "--no-eval"])
+    assert result.exit_code == 0, result.output
+    assert cache.stat().st_mtime_ns == stamp  # reused, not recomputed
+    assert (out / "modalities" / "toya" / "model.safetensors").is_file()

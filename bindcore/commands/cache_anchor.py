@@ -13,16 +13,20 @@ def register(cli: click.Group) -> None:
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                   help="Run directory (the cache goes to anchor.cache_dir or OUT/anchor_cache).")
     def cache_anchor_command(recipe: Path, out: Path | None) -> None:
-        """Compute the anchor's image embeddings once into memory-mapped files (stale caches are rebuilt)."""
+        """Compute the anchor's image embeddings once into memory-mapped files (stale caches are rebuilt).
+
+        Training uses them when the recipe sets anchor.cache_embeddings: true (same --out or anchor.cache_dir).
+        """
         from bindcore.errors import BindcoreError
         from bindcore.train.recipe import load_recipe
+        from bindcore.train.trainer import build_anchor_caches
 
         try:
-            validated = load_recipe(recipe, overrides=["anchor.cache_embeddings=true"])
-            from bindcore.train.trainer import Trainer
-
-            trainer = Trainer(validated, out or Path("runs") / validated.recipe.name, log=click.echo)
+            validated = load_recipe(recipe)
+            caches = build_anchor_caches(validated, out or Path("runs") / validated.recipe.name, log=click.echo)
         except BindcoreError as exc:
             raise click.ClickException(str(exc)) from None
-        for name, cache in trainer.batches.anchor_caches.items():
+        for name, cache in caches.items():
             click.echo(f"{name}: {cache.path} ({len(cache)} × {cache.array.shape[1]})")
+        if not validated.anchor.cache_embeddings:
+            click.echo("note: set anchor.cache_embeddings: true in the recipe so training reads these caches")

@@ -585,6 +585,27 @@ class _null:
         return None
 
 
+def build_anchor_caches(recipe: ValidatedRecipe, out: str | os.PathLike[str], *,
+                        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``bindcore cache-anchor``: the anchor's image embeddings of every modality's training data, computed
+    once (or found fresh) where a run of ``recipe`` in ``out`` will look for them. Trains nothing."""
+    from bindcore.train.cache import build_anchor_cache
+
+    out = Path(out)
+    ctx = make_context(recipe, out, log)
+    vision, text = build_anchor_side(recipe, log)
+    anchor = prepare_anchor(ctx, vision, text)
+    modules = build_modalities(recipe)
+    spec = recipe.anchor
+    cache_dir = recipe.resolve(spec.cache_dir) if spec.cache_dir else out / "anchor_cache"
+    caches = {}
+    for name, block in sorted(recipe.modalities.items()):
+        source = build_source(recipe, name, block, vision, modules[name])
+        caches[name] = build_anchor_cache(anchor, source, vision, cache_dir, device=ctx.device,
+                                          workers=recipe.recipe.data.workers, log=log)
+    return caches
+
+
 def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str | None = "auto",
           evaluate: bool | None = None, log: Callable[[str], None] = print,
           step_hook: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
