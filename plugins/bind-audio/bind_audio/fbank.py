@@ -58,66 +58,64 @@ CHUNK_FRAMES = 640  # frames per batch (3 clips of 2 s): small enough to stay in
 def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int, fft_size: int, num_bins: int,
             low_freq: float, high_freq: float, preemphasis: float,
             normalise: tuple[float, float] | None = None) -> list[Tensor]:
-    """1-D float32 signals → each signal's frames' log-mel energies ``(frames_i, num_bins)`` (0 frames when
-    shorter than one window), optionally normalised as ``(x - mean) / std`` with ``normalise=(mean, std)``.
+    """1-D float32 signals → each signal's log-mel energies ``(num_bins, frames_i)`` (mel-major, the layout
+    of the spectrogram images; 0 frames when shorter than one window), optionally normalised as
+    ``(x - mean) / std`` with ``normalise=(mean, std)``.
 
     Kaldi removes each frame's mean ``m`` and then pre-emphasises; both are linear, so a frame equals
     ``p - (1 - a) m`` where ``p`` is the pre-emphasis of the *whole signal* cut into frames afterwards (its
     first sample being ``(1 - a) x[start]``, which the Hann window zeroes anyway). That does the per-sample
     work once per signal instead of once per overlapping frame; signals of equal length (the clips of a
-    batch) are processed as one 2-D tensor, the windowed frames are written straight into one buffer, and
-    FFT + mel matmul run over it in cache-sized blocks.
+    batch) are processed as one 2-D tensor, the windowed frames are written straight into a zero-padded
+    FFT buffer, and FFT + mel matmul run over cache-sized batches.
     """
     counts = [num_frames(s.shape[-1], window, shift) for s in signals]
     by_length: dict[int, list[int]] = {}
     for index, signal in enumerate(signals):
         if counts[index]:
             by_length.setdefault(signal.shape[-1], []).append(index)
-    # Work in batches of equal-length signals with about CHUNK_FRAMES frames, so that every pass over the
-    # frame buffer stays in cache (one huge buffer for a whole batch of files is several times slower).
-    batches = []
+    bank_t = mel_filterbank(num_bins, fft_size, sample_rate, low_freq, high_freq).T
+    result = [torch.empty(num_bins, 0)] * len(signals)
+    # Batches of equal-length signals with about CHUNK_FRAMES frames, so every pass over the frame buffer
+    # stays in cache (one huge buffer for a whole batch of files is several times slower).
     for members in by_length.values():
-        per_batch = max(1, CHUNK_FRAMES // counts[members[0]])
-        batches += [members[i: i + per_batch] for i in range(0, len(members), per_batch)]
-    energies = torch.empty(sum(counts), num_bins)
-    result = [energies[:0]] * len(signals)
-    row = 0
-    for members in batches:
         count = counts[members[0]]
-        block = energies[row: row + len(members) * count]
-        _log_mel_batch(torch.stack([signals[i] for i in members]), count, block, window=window, shift=shift,
-                       fft_size=fft_size, bank=mel_filterbank(num_bins, fft_size, sample_rate, low_freq, high_freq),
-                       preemphasis=preemphasis, normalise=normalise)
-        for offset, index in enumerate(members):
-            result[index] = block[offset * count: (offset + 1) * count]
-        row += len(members) * count
+        per_batch = max(1, CHUNK_FRAMES // count)
+        for first in range(0, len(members), per_batch):
+            batch = members[first: first + per_batch]
+            energies = _log_mel_batch(torch.stack([signals[i] for i in batch]), count, bank_t, window=window,
+                                      shift=shift, fft_size=fft_size, preemphasis=preemphasis, normalise=normalise)
+            for offset, index in enumerate(batch):
+                result[index] = energies[offset]
     return result
 
 
-def _log_mel_batch(signals: Tensor, count: int, out: Tensor, *, window: int, shift: int, fft_size: int, bank: Tensor,
-                   preemphasis: float, normalise: tuple[float, float] | None) -> None:
-    """Equal-length signals ``(B, L)`` with ``count`` frames each → log-mel energies written to ``out``."""
+def _log_mel_batch(signals: Tensor, count: int, bank_t: Tensor, *, window: int, shift: int, fft_size: int,
+                   preemphasis: float, normalise: tuple[float, float] | None) -> Tensor:
+    """Equal-length signals ``(B, L)`` with ``count`` frames each → log-mel energies ``(B, num_bins, count)``."""
     batch = signals.shape[0]
     taper = hann_window(window)
     # Removing each signal's mean first changes nothing (every frame loses its own mean below) but keeps a
     # large DC offset out of the float32 pre-emphasis.
-    centred = signals - signals.mean(dim=1, keepdim=True)
+    centred = signals.sub_(signals.mean(dim=1, keepdim=True))  # ``signals`` is a fresh stack: reuse it
     emphasised = torch.empty_like(centred)
     torch.sub(centred[:, 1:], centred[:, :-1], alpha=preemphasis, out=emphasised[:, 1:])
     emphasised[:, 0] = (1.0 - preemphasis) * centred[:, 0]
-    frames = torch.empty(batch, count, window)
+    padded = torch.empty(batch, count, fft_size)
+    padded[:, :, window:] = 0.0  # the FFT's zero padding, written once instead of copied by rfft(n=...)
+    frames = padded[:, :, :window]
     torch.mul(emphasised.unfold(1, window, shift)[:, :count], taper, out=frames)
     if taper[0] != 0:  # a frame's first sample is (1 - a) x[start], not x[start] - a x[start - 1]
         frames[:, :, 0] = (1.0 - preemphasis) * centred[:, : count * shift: shift] * taper[0]
-    means = F.avg_pool1d(centred[:, None], window, shift)[:, 0, :count].reshape(-1)
-    frames = frames.view(batch * count, window)
-    frames.addr_(means, taper, alpha=-(1.0 - preemphasis))  # the per-frame mean removal, windowed
-    spectrum = torch.fft.rfft(frames, n=fft_size)
-    power = spectrum.real.square() + spectrum.imag.square()  # |X|^2 without the slow complex abs
-    torch.mm(power, bank, out=out)
-    out.clamp_min_(LOG_FLOOR).log_()
+    means = F.avg_pool1d(centred[:, None], window, shift)[:, 0, :count]
+    frames.sub_(means[:, :, None] * ((1.0 - preemphasis) * taper))  # the per-frame mean removal, windowed
+    spectrum = torch.fft.rfft(padded.view(batch * count, fft_size))
+    power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)  # |X|^2 without the slow complex abs
+    energies = torch.matmul(bank_t, power.view(batch, count, -1).transpose(1, 2))  # (B, num_bins, count)
+    energies.clamp_min_(LOG_FLOOR).log_()
     if normalise is not None:
-        out.sub_(normalise[0]).div_(normalise[1])
+        energies.sub_(normalise[0]).div_(normalise[1])
+    return energies
 
 
 __all__ = ["LOG_FLOOR", "hann_window", "log_mel", "mel_filterbank", "mel_scale", "num_frames"]

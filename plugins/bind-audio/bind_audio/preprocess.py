@@ -93,8 +93,8 @@ def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
     pad = float(torch.tensor(config.pad_value).sub(config.mean).div(config.std))  # float32, as the reference
     out = torch.empty(len(clips), config.num_mel_bins, config.target_length)
     for index, clip_features in enumerate(features):
-        keep = min(clip_features.shape[0], config.target_length)  # cut long clips, right-pad short ones
-        out[index, :, :keep] = clip_features[:keep].T
+        keep = min(clip_features.shape[1], config.target_length)  # cut long clips, right-pad short ones
+        out[index, :, :keep] = clip_features[:, :keep]
         out[index, :, keep:] = pad
     return out.unsqueeze(1)
 

@@ -86,9 +86,9 @@ def test_log_mel_matches_torchaudio_kaldi_fbank(tone):
     expected = [kaldi.fbank(w[None], htk_compat=True, sample_frequency=16000, use_energy=False,
                             window_type="hanning", num_mel_bins=128, dither=0.0, frame_length=25, frame_shift=10)
                 for w in (waves[0], waves[2])]
-    assert [g.shape for g in got] == [expected[0].shape, (0, 128), expected[1].shape]
-    torch.testing.assert_close(got[0], expected[0], atol=5e-4, rtol=0)
-    torch.testing.assert_close(got[2], expected[1], atol=5e-4, rtol=0)
+    assert [g.shape for g in got] == [expected[0].T.shape, (128, 0), expected[1].T.shape]
+    torch.testing.assert_close(got[0], expected[0].T, atol=5e-4, rtol=0)
+    torch.testing.assert_close(got[2], expected[1].T, atol=5e-4, rtol=0)
 
 
 def test_files_and_arrays_agree(write_wav, tone):
