@@ -29,6 +29,7 @@ from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, Shard
 from bindcore.errors import AnchorUnavailableError, ConfigError, NonFiniteError
 from bindcore.train.anchor_setup import (
     DEFAULT_TEMPLATES,
+    WEIGHT_SUFFIXES,
     FrozenOpenClip,
     load_anchor_state,
     load_named_anchor,
@@ -147,7 +148,10 @@ def anchor_plugin_config(recipe: ValidatedRecipe, plugin_cls: type, block: dict[
         if spec.model == "tiny":
             options["anchor"] = {"arch": tiny_arch(spec.tiny)}
         else:
-            options["anchor"] = {"model": spec.model, "pretrained": spec.pretrained}
+            pretrained = spec.pretrained
+            if pretrained and (os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)):
+                pretrained = str(recipe.resolve(pretrained))  # the same file load_named_anchor reads
+            options["anchor"] = {"model": spec.model, "pretrained": pretrained}
     return options
 
 
