@@ -133,6 +133,15 @@ def test_unusual_rates_and_channels_work(rate, channels, tone, tiny):
     assert out.shape == (1, 2, 1, 32, 100) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (96000, 8)])
+def test_unusual_files_work(write_wav, tone, tiny, rate, channels):
+    path = write_wav(f"{rate}_{channels}.wav", tone(1.2, rate, channels=channels), rate)
+    out = preprocess([path], AudioConfig(**tiny))
+    assert out.shape == (1, 2, 1, 32, 100) and torch.isfinite(out).all()
+    first = preprocess([AudioArray(sf.read(str(path), dtype="float32")[0][:, 0], rate)], AudioConfig(**tiny))
+    torch.testing.assert_close(out, first, atol=1e-5, rtol=0)
+
+
 def test_integer_pcm_arrays_are_scaled_like_files(tone, tiny):
     floats = tone(1.0, 8000)[0]
     pcm = np.round(floats * 32767).astype(np.int16)
