@@ -138,7 +138,8 @@ def test_unusual_files_work(write_wav, tone, tiny, rate, channels):
     path = write_wav(f"{rate}_{channels}.wav", tone(1.2, rate, channels=channels), rate)
     out = preprocess([path], AudioConfig(**tiny))
     assert out.shape == (1, 2, 1, 32, 100) and torch.isfinite(out).all()
-    first = preprocess([AudioArray(sf.read(str(path), dtype="float32")[0][:, 0], rate)], AudioConfig(**tiny))
+    first = preprocess([AudioArray(sf.read(str(path), dtype="float32", always_2d=True)[0][:, 0], rate)],
+                       AudioConfig(**tiny))
     torch.testing.assert_close(out, first, atol=1e-5, rtol=0)
 
 
