@@ -122,3 +122,17 @@ def test_small_model_end_to_end_from_files(small_model, reference_audio, vectors
     keep = [i for i, name in enumerate(names) if name not in OVERLAPPING]
     embedding = small_model.embed([reference_audio[i][1] for i in keep]).numpy()
     assert np.abs(embedding - reference[keep]).max() <= 1e-3
+
+
+def test_imagebind_huge_audio_layout_loads(vectors):
+    # Every audio entry of imagebind_huge (names and shapes from the vectors' key list) maps onto the default
+    # config, strictly: nothing missing, nothing left over.
+    state = {}
+    for line in (vectors / "imagebind_huge_state_dict_keys.txt").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and ".audio." in parts[0]:
+            shape = tuple(int(d) for d in parts[1].strip("()").split(",") if d.strip())
+            state[parts[0]] = torch.zeros(shape)
+    assert len(state) == 5 + 12 * 14 + 3 + 1  # stem, 12 blocks of 14 tensors, head, logit scale
+    module = AudioModality.from_imagebind(state)
+    assert module.config == AudioConfig(logit_scale=1.0)  # zeros: exp(log_logit_scale = 0) = 1
