@@ -107,8 +107,9 @@ def _log_mel_batch(signals: Tensor, count: int, bank_t: Tensor, *, window: int, 
     torch.mul(emphasised.unfold(1, window, shift)[:, :count], taper, out=frames)
     if taper[0] != 0:  # a frame's first sample is (1 - a) x[start], not x[start] - a x[start - 1]
         frames[:, :, 0] = (1.0 - preemphasis) * centred[:, : count * shift: shift] * taper[0]
-    means = F.avg_pool1d(centred[:, None], window, shift)[:, 0, :count]
-    frames.sub_(means[:, :, None] * ((1.0 - preemphasis) * taper))  # the per-frame mean removal, windowed
+    means = F.avg_pool1d(centred[:, None], window, shift)[:, 0, :count].reshape(-1)
+    rows = padded.view(batch * count, fft_size)[:, :window]
+    rows.addr_(means, taper, alpha=-(1.0 - preemphasis))  # the per-frame mean removal, windowed
     spectrum = torch.fft.rfft(padded.view(batch * count, fft_size))
     power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)  # |X|^2 without the slow complex abs
     energies = torch.matmul(bank_t, power.view(batch, count, -1).transpose(1, 2))  # (B, num_bins, count)
