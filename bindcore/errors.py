@@ -47,15 +47,20 @@ class NonFiniteError(BindcoreError, FloatingPointError):
     """A computation produced NaN or Inf where a finite value is required."""
 
 
-def describe_item(item: object, limit: int = 80) -> str:
-    """A short human-readable name for an input item, for error messages."""
+def describe_item(item: object, limit: int = 120) -> str:
+    """A short human-readable name for an input item, for error messages.
+
+    Paths are never shortened; long strings lose their middle, so a file name at the end survives.
+    """
     import os
 
-    if isinstance(item, (str, os.PathLike)):
-        text = os.fspath(item)
-        if isinstance(item, str) and not isinstance(item, os.PathLike) and len(text) > limit:
-            text = text[: limit - 3] + "..."
-        return repr(text)
+    if isinstance(item, os.PathLike):
+        return repr(os.fspath(item))
+    if isinstance(item, str):
+        if len(item) > limit:
+            keep = (limit - 3) // 2
+            item = item[:keep] + "..." + item[-keep:]
+        return repr(item)
     shape = getattr(item, "shape", None)
     if shape is not None:
         return f"{type(item).__name__} of shape {tuple(shape)}"

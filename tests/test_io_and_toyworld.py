@@ -105,3 +105,14 @@ def test_scenes_are_deterministic_balanced_and_varied():
     assert np.array_equal(concept_code(2, "vision", 3), concept_code(2, "vision", 3))
     assert not np.array_equal(concept_code(2, "vision", 3), concept_code(3, "vision", 3))
     json.dumps([s.__dict__ for s in a])  # scenes are plain data
+
+
+def test_error_item_names_keep_the_file_name():
+    from pathlib import Path
+
+    from bindcore.errors import InputError
+
+    deep = "/tmp/" + "nested/" * 30 + "recording.csv"
+    assert "recording.csv" in str(InputError(deep, "bad"))
+    assert "recording.csv" in str(InputError(Path(deep), "bad"))
+    assert len(str(InputError("x" * 1000, "bad"))) < 200
