@@ -119,6 +119,10 @@ SCRIPT = textwrap.dedent("""
     from bindcore.train.recipe import validate_recipe
     from bindcore.train.trainer import train
     raw = tiny_recipe(steps_epochs=12, checkpoint_every=3)
+    raw["data"]["workers"] = 1  # batches built in a worker process
+    raw["modalities"]["toya"]["train"]["augmentation"] = {"gaussian_noise": 0.05, "time_mask": 2}
+    raw["modalities"]["toyb"]["train"]["learnable_temperature"] = True
+    raw["modalities"]["toyb"]["drop_path"] = 0.2  # dropout draws from the restored global RNG
     train(validate_recipe(raw), sys.argv[1], evaluate=False, log=lambda m: None)
 """)
 
@@ -190,3 +194,36 @@ def test_cache_anchor_command_then_training_reuses_it(stubs, tmp_path):
     assert result.exit_code == 0, result.output
     assert cache.stat().st_mtime_ns == stamp  # reused, not recomputed
     assert (out / "modalities" / "toya" / "model.safetensors").is_file()
+
+
+def test_learnable_temperature_moves_and_fixed_stays(stubs, tmp_path):
+    raw = tiny_recipe()
+    raw["modalities"]["toyb"]["train"]["learnable_temperature"] = True
+    train(validate_recipe(raw), tmp_path / "run", evaluate=False, log=lambda _m: None)
+    temperatures = json.loads((tmp_path / "run" / "temperatures.json").read_text())
+    assert temperatures["toya"] == pytest.approx(0.1)
+    assert temperatures["toyb"] != pytest.approx(0.1, abs=1e-6)
+
+
+def test_grad_checkpointing_flag_keeps_gradients():
+    from bindcore.nn import Transformer
+    from bindcore.train.trainer import enable_grad_checkpointing
+
+    torch.manual_seed(0)
+    trunk = Transformer(16, 2, 2)
+    x = torch.randn(3, 5, 16)
+    trunk(x).sum().backward()
+    plain = [p.grad.clone() for p in trunk.parameters()]
+    trunk.zero_grad()
+    assert enable_grad_checkpointing(trunk) == 1 and trunk.grad_checkpointing
+    trunk(x).sum().backward()
+    for a, p in zip(plain, trunk.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad)
+
+
+def test_grad_accumulation_trains(stubs, tmp_path):
+    raw = tiny_recipe()
+    for block in raw["modalities"].values():
+        block["train"]["grad_accumulation"] = 2
+    result = train(validate_recipe(raw), tmp_path / "run", evaluate=False, log=lambda _m: None)
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())

@@ -577,7 +577,7 @@ class Trainer:
         for name, head in self.heads.items():
             head.modality.save(self.out / "modalities" / name, overwrite=True,
                                source=f"bindcore train {self.recipe.recipe.name}")
-        temperatures = {n: float(h.temperature()) for n, h in self.heads.items()}
+        temperatures = {n: h.temperature().item() for n, h in self.heads.items()}
         (self.out / "temperatures.json").write_text(json.dumps(temperatures, indent=2) + "\n")
 
 
