@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-CONV_KERNEL_LIMIT = 2_000_000  # polyphase kernel entries above which the gather path is used
+POLYPHASE_KERNEL_LIMIT = 2_000_000  # polyphase kernel entries above which the gather path is used
+GATHER_BLOCK = 65536  # outputs per step of the gather path
 MATMUL_MIN_PHASES = 4  # from this many output phases on, the polyphase kernel is applied as a matmul
 
 
@@ -76,8 +77,8 @@ def resampled_length(num_frames: int, orig: int, new: int) -> int:
     return -(-num_frames * new // orig)
 
 
-def _uses_conv(orig_r: int, new_r: int, width: int, rolloff: float) -> bool:
-    return new_r * (orig_r + 2 * _reach(orig_r, new_r, width, rolloff)) <= CONV_KERNEL_LIMIT
+def _uses_polyphase(orig_r: int, new_r: int, width: int, rolloff: float) -> bool:
+    return new_r * (orig_r + 2 * _reach(orig_r, new_r, width, rolloff)) <= POLYPHASE_KERNEL_LIMIT
 
 
 def input_range(out_start: int, out_stop: int, orig: int, new: int, width: int = 6,
@@ -86,7 +87,7 @@ def input_range(out_start: int, out_stop: int, orig: int, new: int, width: int =
     if orig == new:
         return out_start, out_stop
     orig_r, new_r = _reduced(orig, new)
-    if _uses_conv(orig_r, new_r, width, rolloff):
+    if _uses_polyphase(orig_r, new_r, width, rolloff):
         reach = _reach(orig_r, new_r, width, rolloff)
         first_block, last_block = out_start // new_r, (out_stop - 1) // new_r
         return first_block * orig_r - reach, (last_block + 1) * orig_r + reach
@@ -113,7 +114,7 @@ def resample_range(x: Tensor, x_start: int, num_frames: int, out_start: int, out
     x = F.pad(x[..., need_lo - x_start: need_hi - x_start], (need_lo - lo, hi - need_hi))
     lead = x.shape[:-1]
     x = x.reshape(-1, x.shape[-1])
-    if _uses_conv(orig_r, new_r, width, rolloff):
+    if _uses_polyphase(orig_r, new_r, width, rolloff):
         kernel = _polyphase_kernel(orig_r, new_r, width, rolloff).to(x.dtype)
         if new_r >= MATMUL_MIN_PHASES:
             # Each block of orig inputs (plus context) gives new outputs: one matmul over a strided view of
@@ -127,7 +128,11 @@ def resample_range(x: Tensor, x_start: int, num_frames: int, out_start: int, out
         out = out[:, skip: skip + out_stop - out_start]
     else:
         table, half = _phase_table(orig_r, new_r, width, rolloff)
-        j = torch.arange(out_start, out_stop, dtype=torch.int64)
-        index = ((j * orig_r) // new_r - half - lo)[:, None] + torch.arange(2 * half + 1)[None, :]
-        out = (x[:, index] * table[j % new_r].to(x.dtype)).sum(-1)
+        taps = torch.arange(2 * half + 1)[None, :]
+        pieces = []
+        for first in range(out_start, out_stop, GATHER_BLOCK):  # blocks bound the (outputs, taps) temporaries
+            j = torch.arange(first, min(first + GATHER_BLOCK, out_stop), dtype=torch.int64)
+            index = ((j * orig_r) // new_r - half - lo)[:, None] + taps
+            pieces.append((x[:, index] * table[j % new_r].to(x.dtype)).sum(-1))
+        out = torch.cat(pieces, dim=-1)
     return out.reshape(*lead, out_stop - out_start)

@@ -70,6 +70,16 @@ def test_resample_matches_torchaudio(orig, new, tone):
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
 
 
+def test_resample_gather_blocks_do_not_change_results(monkeypatch, tone):
+    import bind_audio.resample as resample
+
+    x = torch.from_numpy(tone(0.2, 44101))
+    length = resampled_length(x.shape[-1], 44101, 16000)
+    whole = resample_range(x, 0, x.shape[-1], 0, length, 44101, 16000)
+    monkeypatch.setattr(resample, "GATHER_BLOCK", 777)
+    torch.testing.assert_close(resample_range(x, 0, x.shape[-1], 0, length, 44101, 16000), whole, atol=0, rtol=0)
+
+
 def test_resample_rejects_uncovered_input():
     x = torch.zeros(1, 100)
     with pytest.raises(ValueError, match="do not cover"):
