@@ -158,7 +158,8 @@ def anchor_plugin_config(recipe: ValidatedRecipe, plugin_cls: type, block: dict[
 def build_anchor_side(recipe: ValidatedRecipe, log: Callable[[str], None] = print) -> tuple[Any, Any]:
     """The vision and text plugins, used here to render and preprocess the anchor's images and captions.
 
-    Without those plugins installed, small built-in stand-ins render and preprocess toy images/captions.
+    Without those plugins installed, small built-in stand-ins render and preprocess toy images/captions;
+    a recipe with real (non-toy) data needs the real plugins and fails with the install hint.
     """
     from bindcore.errors import UnknownModalityError
     from bindcore.plugins import get_registry
@@ -171,6 +172,8 @@ def build_anchor_side(recipe: ValidatedRecipe, log: Callable[[str], None] = prin
         try:
             cls = registry.get(plugin)
         except UnknownModalityError:
+            if any(block.data.kind != "toy" for block in recipe.modalities.values()):
+                raise  # the stand-ins only render toy scenes; real images and captions need the plugin
             log(f"the '{plugin}' plugin is not installed: using bindcore's built-in toy {plugin} stand-in")
             cls = fallback
             fields = fallback.Config.model_fields
