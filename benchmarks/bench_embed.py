@@ -224,6 +224,8 @@ def bindcore_forward(name: str, sd: dict[str, Tensor], heads: int) -> Callable[[
     import bindcore
 
     module = bindcore.modality_class(name).from_imagebind(sd, num_heads=heads).eval()
+    if name == "imu":  # the reference takes (N, 6, T); bind-imu wants the window axis: one window per item
+        return lambda x: module(module.to_model_input(x[:, None]))
     return lambda x: module(module.to_model_input(x))
 
 

@@ -43,6 +43,8 @@ def model_input(name: str) -> torch.Tensor:
                                           for n in meta["audio_order"]]))
     if name == "text":
         return torch.from_numpy(np.load(PARITY / "preprocessed" / "text_tokens.npy"))
+    if name == "imu":  # the reference's (N, 6, T); bind-imu takes one window per item as (N, 1, 6, T)
+        return torch.from_numpy(np.load(PARITY / "model_inputs" / "imu.npy"))[:, None]
     return torch.from_numpy(np.load(PARITY / "model_inputs" / f"{name}.npy"))
 
 

@@ -41,14 +41,20 @@ class ImuModality(Modality):
         return preprocess_items(inputs, self.config)
 
     def encode(self, x: Tensor) -> Tensor:
-        """``(N, windows, 6, T)`` → ``(N, windows, width)``; a single-window ``(N, 6, T)`` → ``(N, width)``."""
+        """``(N, windows, 6, T)`` → ``(N, windows, width)``. One window is still a window axis: ``(N, 1, 6, T)``."""
+        if x.ndim != 4:  # the per-window shape is checked by the encoder
+            hint = "add the window axis (x.unsqueeze(1))" if x.ndim == 3 else "run preprocess() first"
+            raise ValueError(f"{self.name}: expected a (N, windows, {NUM_CHANNELS}, {self.config.window_steps}) "
+                             f"batch, got {tuple(x.shape)}; {hint}")
         flat, lead = fold_clips(x, 2)
         return self.encoder(flat).reshape(*lead, -1)
 
     def project(self, h: Tensor) -> Tensor:
         """``(N, windows, width)`` → mean of the unit window embeddings, re-normalised: ``(N, D)``."""
-        if h.ndim == 2:
-            return self.head(h)
+        if h.ndim != 3 or h.shape[-1] != self.config.width:
+            hint = "add the window axis (h.unsqueeze(1))" if h.ndim == 2 else "pass the output of encode()"
+            raise ValueError(f"{self.name}: expected (N, windows, {self.config.width}) features, got "
+                             f"{tuple(h.shape)}; {hint}")
         flat, lead = fold_clips(h, 1)
         return mean_of_clips(self.head(flat).reshape(*lead, -1))
 

@@ -41,20 +41,29 @@ def test_encode_project_shapes(tiny_model: ImuModality) -> None:
     assert h.shape == (4, 2, 32)
     z = tiny_model.project(h)
     assert z.shape == (4, 16) and torch.allclose(z.norm(dim=-1), torch.ones(4), atol=1e-5)
-    single = tiny_model.encode(x[:, 0])
-    assert single.shape == (4, 32) and torch.allclose(single, h[:, 0], atol=1e-5)
+    single = tiny_model.encode(x[:, :1])
+    assert single.shape == (4, 1, 32) and torch.allclose(single, h[:, :1], atol=1e-5)
+
+
+def test_a_batch_without_the_window_axis_is_rejected(tiny_model: ImuModality) -> None:
+    with pytest.raises(ValueError, match=r"add the window axis"):
+        tiny_model.encode(torch.randn(2, 6, 200))
+    with pytest.raises(ValueError, match=r"add the window axis"):
+        tiny_model.project(torch.randn(2, 32))
+    with pytest.raises(ValueError, match=r"\(N, windows, 6, 200\)"):
+        tiny_model.encode(torch.randn(6, 200))
 
 
 def test_project_averages_the_window_embeddings(tiny_model: ImuModality) -> None:
     tiny_model.eval()
     h = torch.randn(3, 2, 32)
-    expected = F.normalize(tiny_model.project(h[:, 0]) + tiny_model.project(h[:, 1]), dim=-1)
+    expected = F.normalize(tiny_model.project(h[:, :1]) + tiny_model.project(h[:, 1:]), dim=-1)
     assert torch.allclose(tiny_model.project(h), expected, atol=1e-5)
 
 
 def test_wrong_window_length_is_a_clear_error(tiny_model: ImuModality) -> None:
     with pytest.raises(ValueError, match=r"\(B, 6, 200\)"):
-        tiny_model.encode(torch.randn(1, 6, 208))
+        tiny_model.encode(torch.randn(1, 1, 6, 208))
 
 
 def test_embed_is_finite_unit_and_deterministic(tiny_model: ImuModality) -> None:

@@ -242,9 +242,10 @@ class VideoModality(AnchorTowerModality):
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
-        """``(B, V, 3, 2, S, S)`` → pooled tower features ``(B, V, width)`` (or ``(B, width)`` for 5-D input)."""
-        if x.ndim not in (5, 6) or x.shape[-4] != 3 or x.shape[-3] != FRAMES_PER_CLIP:
-            raise InputError(x, "video.encode takes (B, views, 3, 2, H, W) clips", fix="pass preprocess output")
+        """``(B, V, 3, 2, S, S)`` → pooled tower features ``(B, V, width)``; one clip is still a view axis of 1."""
+        if x.ndim != 6 or x.shape[-4] != 3 or x.shape[-3] != FRAMES_PER_CLIP:
+            fix = "add the views axis (x.unsqueeze(1))" if x.ndim == 5 else "pass preprocess output"
+            raise InputError(x, "video.encode takes (B, views, 3, 2, H, W) clips", fix=fix)
         flat, lead = fold_clips(x, 4)
         visual = self.anchor.model.visual
         kernel = self.temporal_patch_embed.to(device=flat.device, dtype=flat.dtype)
@@ -257,9 +258,10 @@ class VideoModality(AnchorTowerModality):
         return pooled.reshape(*lead, -1)
 
     def project(self, h: Tensor) -> Tensor:
-        """Clip features → unit clip embeddings → their mean over views, re-normalised: ``(B, D)``."""
-        if h.ndim == 2:
-            return self.anchor.project_image(h)
+        """``(B, V, width)`` clip features → unit clip embeddings → their mean over views, re-normalised: ``(B, D)``."""
+        if h.ndim != 3:
+            fix = "add the views axis (h.unsqueeze(1))" if h.ndim == 2 else "pass the output of encode()"
+            raise InputError(h, "video.project takes (B, views, width) features", fix=fix)
         flat, lead = fold_clips(h, 1)
         return mean_of_clips(self.anchor.project_image(flat).reshape(*lead, -1))
 

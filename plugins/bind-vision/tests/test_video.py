@@ -124,7 +124,7 @@ def test_different_frames_change_the_embedding_and_views_are_averaged() -> None:
     gen = torch.Generator().manual_seed(1)
     clips = torch.randn(1, 4, 3, 2, 32, 32, generator=gen)
     with torch.no_grad():
-        per_view = video.project(video.encode(clips.reshape(4, 3, 2, 32, 32)))
+        per_view = video.project(video.encode(clips.reshape(4, 1, 3, 2, 32, 32)))
         whole = video(clips)
     mean = per_view.mean(dim=0)
     assert torch.allclose(whole[0], mean / mean.norm(), atol=1e-5)
@@ -148,6 +148,10 @@ def test_bad_inputs_name_the_item(tmp_path: Path) -> None:
         video.preprocess([np.zeros((2, 8, 8, 3))])
     with pytest.raises(InputError, match="views, 3, 2"):
         video.encode(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(InputError, match="add the views axis"):
+        video.encode(torch.zeros(1, 3, 2, 32, 32))
+    with pytest.raises(InputError, match="add the views axis"):
+        video.project(torch.zeros(1, 16))
     assert video.preprocess([]).shape == (0, 15, 3, 2, 32, 32)
 
 
