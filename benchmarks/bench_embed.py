@@ -365,9 +365,9 @@ def _memory_child(name: str, size: str) -> None:
     else:
         from bindcore.inference import BindModel
 
-        # plugin defaults are imagebind_huge's sizes; "small" shrinks them (audio names its depth "depth")
+        # plugin defaults are imagebind_huge's sizes; "small" shrinks them
         options = {} if size == "huge" else {"width": width, "num_heads": heads,
-                                             ("depth" if name == "audio" else "num_layers"): depth, "embed_dim": 32}
+                                             "num_layers": depth, "embed_dim": 32}
         model = BindModel.for_modalities([name], options={name: options})
         fn = model  # keep alive
     params = _rss() - baseline

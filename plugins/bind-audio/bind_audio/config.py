@@ -4,7 +4,8 @@ its ViT-B audio encoder; tiny values (few mel bins, short clips, narrow trunk) t
 from __future__ import annotations
 
 import math
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -39,7 +40,7 @@ class AudioConfig(ModalityConfig):
     patch_size: int = Field(16, ge=1)
     patch_stride: int = Field(10, ge=1)
     width: int = Field(768, ge=8)
-    depth: int = Field(12, ge=1)
+    num_layers: int = Field(12, ge=1, description="transformer blocks")
     num_heads: int = Field(12, ge=1)
     drop_path: float = Field(0.1, ge=0, lt=1)
     head_dropout: float = Field(0.0, ge=0, lt=1)
@@ -82,6 +83,18 @@ class AudioConfig(ModalityConfig):
     def input_size(self) -> tuple[int, int]:
         """Spectrogram size ``(num_mel_bins, target_length)`` the encoder expects."""
         return self.num_mel_bins, self.target_length
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rename_legacy_depth(cls, values: Any) -> Any:
+        # Earlier builds called the block count ``depth`` (every other modality says ``num_layers``); saved
+        # models and recipes written then still load, with a warning.
+        if isinstance(values, dict) and "depth" in values:
+            if "num_layers" in values:
+                raise ValueError("give num_layers only (depth is its old name)")
+            warnings.warn("audio config key 'depth' is now 'num_layers'; rename it", FutureWarning, stacklevel=2)
+            values = {("num_layers" if key == "depth" else key): value for key, value in values.items()}
+        return values
 
     @model_validator(mode="after")
     def _check_consistency(self) -> AudioConfig:

@@ -48,7 +48,7 @@ def infer_config(state_dict: Mapping[str, Tensor], **config: Any) -> dict[str, A
     blocks = {int(m.group(1)) for key in state_dict if (m := re.match(re.escape(TRUNK) + r"blocks\.(\d+)\.", key))}
     inferred: dict[str, Any] = {
         "width": int(cls_token.shape[-1]),
-        "depth": len(blocks),
+        "num_layers": len(blocks),
         "patch_size": int(stem.shape[-1]),
         "embed_dim": int(head.shape[0]),
     }

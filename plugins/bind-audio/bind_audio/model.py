@@ -32,7 +32,7 @@ class AudioModality(Modality):
         super().__init__(config, **options)
         cfg = self.config
         self.encoder = PatchEncoder(in_chans=1, input_size=cfg.input_size, patch_size=cfg.patch_size,
-                                    stride=cfg.patch_stride, width=cfg.width, depth=cfg.depth,
+                                    stride=cfg.patch_stride, width=cfg.width, depth=cfg.num_layers,
                                     num_heads=cfg.num_heads, drop_path=cfg.drop_path, add_bias_kv=True)
         self.encoder.trunk.grad_checkpointing = cfg.grad_checkpointing
         self.head = ProjectionHead(cfg.width, cfg.embed_dim, dropout=cfg.head_dropout)

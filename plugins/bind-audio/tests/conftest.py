@@ -43,7 +43,7 @@ def reference_audio(vectors: Path, generation_meta: dict) -> list[tuple[str, Pat
     return items
 
 
-TINY_MODEL = {"width": 32, "depth": 1, "num_heads": 2, "embed_dim": 16, "drop_path": 0.0}
+TINY_MODEL = {"width": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "drop_path": 0.0}
 # A small front end too: 8 kHz, 1 s clips, 32 mel bins, ~100 frames (what the demo uses).
 TINY_AUDIO = {"sample_rate": 8000, "clip_duration": 1.0, "clips_per_item": 2, "num_mel_bins": 32,
               "target_length": 100, **TINY_MODEL}

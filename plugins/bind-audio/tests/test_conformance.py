@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bindcore.testing import ModalityConformance
 
 TINY = {"sample_rate": 8000, "clip_duration": 0.5, "clips_per_item": 2, "num_mel_bins": 24, "target_length": 48,
-        "width": 32, "depth": 1, "num_heads": 2, "embed_dim": 16, "drop_path": 0.0}
+        "width": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "drop_path": 0.0}
 
 
 @st.composite

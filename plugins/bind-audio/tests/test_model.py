@@ -20,10 +20,18 @@ def test_registered_through_the_entry_point(tiny):
 
 def test_default_config_is_imagebind_vit_b_audio():
     config = AudioConfig()
-    assert (config.width, config.depth, config.num_heads, config.drop_path) == (768, 12, 12, 0.1)
+    assert (config.width, config.num_layers, config.num_heads, config.drop_path) == (768, 12, 12, 0.1)
     assert config.embed_dim == 1024
     assert (config.patch_size, config.patch_stride, config.input_size) == (16, 10, (128, 204))
     assert (config.window_samples, config.shift_samples, config.fft_size, config.clip_samples) == (400, 160, 512, 32000)
+
+
+def test_legacy_depth_key_means_num_layers(tiny):
+    with pytest.warns(FutureWarning, match="num_layers"):
+        config = AudioConfig(**{key: value for key, value in tiny.items() if key != "num_layers"}, depth=3)
+    assert config.num_layers == 3 and "depth" not in config.model_dump()
+    with pytest.raises(ConfigError, match="num_layers only"):
+        AudioModality(**{**tiny, "depth": 3})
 
 
 def test_encode_project_shapes_and_unit_norm(tiny):
@@ -44,7 +52,7 @@ def test_encode_project_shapes_and_unit_norm(tiny):
 
 
 def test_gradients_reach_every_parameter(tiny):
-    module = AudioModality(**{**tiny, "depth": 2}).train()
+    module = AudioModality(**{**tiny, "num_layers": 2}).train()
     z = module(torch.randn(2, 2, 1, 32, 100))
     (z[:, 0] - z[:, 1]).pow(2).sum().backward()
     missing = [name for name, p in module.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
@@ -101,7 +109,7 @@ def test_from_imagebind_round_trip_with_inferred_sizes(tiny):
     front_end = {k: tiny[k] for k in ("sample_rate", "clip_duration", "clips_per_item", "num_mel_bins",
                                       "target_length")}
     loaded = AudioModality.from_imagebind(state, num_heads=2, **front_end).eval()
-    assert (loaded.config.width, loaded.config.depth, loaded.config.embed_dim) == (32, 1, 16)
+    assert (loaded.config.width, loaded.config.num_layers, loaded.config.embed_dim) == (32, 1, 16)
     assert loaded.config.patch_stride == 8 and loaded.logit_scale == pytest.approx(20.0)
     x = torch.randn(2, 2, 1, 32, 100)
     torch.testing.assert_close(loaded(x), module(x))

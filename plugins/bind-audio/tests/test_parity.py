@@ -92,7 +92,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def test_from_imagebind_infers_the_small_config(small_model):
     config = small_model.config
-    assert (config.width, config.depth, config.num_heads, config.embed_dim) == (64, 2, 4, 32)
+    assert (config.width, config.num_layers, config.num_heads, config.embed_dim) == (64, 2, 4, 32)
     assert (config.patch_size, config.patch_stride, config.input_size) == (16, 10, (128, 204))
     assert small_model.logit_scale == pytest.approx(20.0)
 

@@ -15,7 +15,7 @@ from bindcore.toyworld import generate_scenes
 @pytest.fixture(scope="module")
 def demo_like() -> AudioModality:
     return AudioModality(sample_rate=8000, clip_duration=1.0, clips_per_item=1, num_mel_bins=32, target_length=98,
-                         width=32, depth=1, num_heads=2, embed_dim=16)
+                         width=32, num_layers=1, num_heads=2, embed_dim=16)
 
 
 def test_render_is_deterministic_and_preprocessable(demo_like):
@@ -37,7 +37,7 @@ def test_every_nuisance_changes_the_waveform(demo_like, field):
 
 
 def test_duration_follows_config():
-    module = AudioModality(sample_rate=16000, clip_duration=2.0, toy_duration=0.5, width=32, depth=1, num_heads=2,
+    module = AudioModality(sample_rate=16000, clip_duration=2.0, toy_duration=0.5, width=32, num_layers=1, num_heads=2,
                            embed_dim=8)
     assert module.render_toy(generate_scenes(1, seed=0)[0]).samples.shape == (2, 8000)
 
