@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,9 @@ from bindcore.convert import (
     write_safetensors,
 )
 from bindcore.errors import ConfigError
+from bindcore.testing.parity import parity_vectors_path
 
-REPO = Path(__file__).resolve().parents[1]
-PARITY = Path(os.environ.get("BINDCORE_PARITY_DIR", REPO.parent / "shared" / "imagebind_vectors"))
+PARITY = parity_vectors_path()
 SMALL = PARITY / "small_model"
 
 

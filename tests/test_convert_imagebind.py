@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import bindcore
 import bindcore.io
 from bindcore.convert import convert_imagebind
 from bindcore.errors import ConfigError
+from bindcore.testing.parity import parity_vectors_path
 
-REPO = Path(__file__).resolve().parents[1]
-PARITY = Path(os.environ.get("BINDCORE_PARITY_DIR", REPO.parent / "shared" / "imagebind_vectors"))
+PARITY = parity_vectors_path()
 SMALL = PARITY / "small_model"
 TOLERANCE = 1e-4
 

@@ -19,7 +19,13 @@ Parametrize style (scikit-learn)::
         check(subject)
 
 Either way pytest shows one test per check (``pytest -k check_batch_invariance``). Check names are
-public API. Exposed to pytest through the ``pytest11`` entry point ``bindcore.testing.pytest_plugin``.
+public API.
+
+Parity tests find the shared ImageBind vectors with the ``parity_dir`` fixture (from the pytest plugin) or
+``parity_dir(*required_files)``: ``$BINDCORE_PARITY_DIR``, else ``<repo root>/../shared/imagebind_vectors``;
+either skips the test with the path and the variable to set when the vectors are absent.
+
+Exposed to pytest through the ``pytest11`` entry point ``bindcore.testing.pytest_plugin``.
 
 This package is imported lazily so that pytest's plugin loading does not pay for torch or hypothesis.
 """
@@ -40,6 +46,9 @@ _LAZY = {
     "run_check": "bindcore.testing.harness",
     "ReferenceModality": "bindcore.testing.reference",
     "ReferenceConfig": "bindcore.testing.reference",
+    "parity_dir": "bindcore.testing.parity",
+    "parity_vectors_path": "bindcore.testing.parity",
+    "PARITY_DIR_ENV": "bindcore.testing.parity",
 }
 
 

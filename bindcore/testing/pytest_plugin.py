@@ -2,15 +2,20 @@
 an environment with bindcore installed, so it imports nothing heavy: checks load when a test uses them.
 
 It registers the ``bindcore_conformance`` marker, the ``--bindcore-skip-binding`` option (skips the slowest
-check, ``check_binds_in_toy_world``, for a quick edit–test loop) and the ``bindcore_registry`` fixture.
+check, ``check_binds_in_toy_world``, for a quick edit–test loop), the ``bindcore_registry`` fixture and the
+``parity_dir`` fixture (the ImageBind parity vectors: ``$BINDCORE_PARITY_DIR`` or
+``<repo root>/../shared/imagebind_vectors``; tests using it skip with a reason when they are absent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bindcore.testing import parity
 
 SLOW_CHECKS = ("check_binds_in_toy_world",)
 
@@ -50,3 +55,10 @@ def bindcore_registry() -> Iterator[Any]:
         yield registry
     finally:
         set_registry(previous)
+
+
+@pytest.fixture(name="parity_dir", scope="session")
+def parity_dir_fixture() -> Path:
+    """The ImageBind parity-vector directory (see :func:`bindcore.testing.parity_dir`); skips the test when it is
+    absent. A test needing one particular file can call ``bindcore.testing.parity_dir("that/file")`` instead."""
+    return parity.parity_dir()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bind_imu import ImuConfig, ImuModality
+
+import bindcore.testing
 
 TINY: dict[str, Any] = {
     "embed_dim": 16, "width": 32, "num_layers": 1, "num_heads": 2,
@@ -32,9 +33,5 @@ def tiny_model() -> ImuModality:
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    """``$BINDCORE_PARITY_DIR`` or ``<repo>/../shared/imagebind_vectors``; skips when absent."""
-    repo_root = Path(__file__).resolve().parents[3]
-    path = Path(os.environ.get("BINDCORE_PARITY_DIR", repo_root.parent / "shared" / "imagebind_vectors"))
-    if not (path / "small_model" / "state_dict.pt").is_file():
-        pytest.skip(f"ImageBind parity vectors not found at {path} (set BINDCORE_PARITY_DIR)")
-    return path
+    """The shared ImageBind vectors with the small reference model; skips when absent (bindcore's kit helper)."""
+    return bindcore.testing.parity_dir("small_model/state_dict.pt")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,8 @@ import numpy as np
 import pytest
 from bind_thermal import ThermalModality
 from PIL import Image
+
+import bindcore.testing
 
 TINY: dict[str, Any] = {"image_size": 32, "patch_size": 8, "width": 32, "num_layers": 1, "num_heads": 2,
                         "embed_dim": 16}
@@ -40,9 +41,5 @@ def write_png(tmp_path: Path) -> Callable[[np.ndarray, str], Path]:
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    """``$BINDCORE_PARITY_DIR`` or ``<repo>/../shared/imagebind_vectors``; skips when absent."""
-    repo_root = Path(__file__).resolve().parents[3]
-    path = Path(os.environ.get("BINDCORE_PARITY_DIR", repo_root.parent / "shared" / "imagebind_vectors"))
-    if not (path / "small_model" / "state_dict.pt").is_file():
-        pytest.skip(f"ImageBind parity vectors not found at {path} (set BINDCORE_PARITY_DIR)")
-    return path
+    """The shared ImageBind vectors with the small reference model; skips when absent (bindcore's kit helper)."""
+    return bindcore.testing.parity_dir("small_model/state_dict.pt")

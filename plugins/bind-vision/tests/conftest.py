@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from bind_vision import VisionModality
 
+import bindcore.testing
 from bindcore.anchor import tiny_anchor_config
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def parity_dir() -> Path:
-    return Path(os.environ.get("BINDCORE_PARITY_DIR", REPO_ROOT.parent / "shared" / "imagebind_vectors"))
 
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    path = parity_dir()
-    if not (path / "preprocessed" / "vision").is_dir():
-        pytest.skip(f"ImageBind parity vectors not found at {path} (set BINDCORE_PARITY_DIR)")
-    return path
+    """The shared ImageBind parity vectors; skips when absent (bindcore's kit helper)."""
+    return bindcore.testing.parity_dir("preprocessed/vision")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,19 +23,21 @@ from bind_vision.video import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bindcore.testing
 from bindcore.anchor import tiny_anchor_config
 from bindcore.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-VECTORS = Path(os.environ.get("BINDCORE_PARITY_DIR", REPO_ROOT.parent / "shared" / "imagebind_vectors"))
 TINY_ANCHOR = {"arch": tiny_anchor_config(embed_dim=16, image_size=32, patch_size=8, width=32, layers=1, heads=2)}
 
 
 @pytest.fixture(scope="module")
-def meta() -> dict:
-    if not (VECTORS / "preprocessed" / "video").is_dir():
-        pytest.skip(f"ImageBind parity vectors not found at {VECTORS} (set BINDCORE_PARITY_DIR)")
-    return json.loads((VECTORS / "generation_meta.json").read_text())
+def video_vectors() -> Path:
+    return bindcore.testing.parity_dir("preprocessed/video")
+
+
+@pytest.fixture(scope="module")
+def meta(video_vectors: Path) -> dict:
+    return json.loads((video_vectors / "generation_meta.json").read_text())
 
 
 # -- sampling ---------------------------------------------------------------------------------------------
@@ -77,11 +78,11 @@ def test_short_side_scale_and_crops_stay_inside(height, width, size, crops) -> N
 
 # -- preprocessing parity ---------------------------------------------------------------------------------
 @pytest.mark.parity
-def test_preprocessing_matches_reference_tensors(meta) -> None:
-    folder = VECTORS / "preprocessed" / "video"
+def test_preprocessing_matches_reference_tensors(meta, video_vectors: Path) -> None:
+    folder = video_vectors / "preprocessed" / "video"
     flat_indices = np.load(folder / "probe_flat_indices.npy")
     for name in meta["video_order"]:
-        ours = preprocess_video(VECTORS / "fixtures" / "video" / f"{name}.avi", size=224).numpy()
+        ours = preprocess_video(video_vectors / "fixtures" / "video" / f"{name}.avi", size=224).numpy()
         assert ours.shape == (15, 3, 2, 224, 224)
         assert np.abs(ours.reshape(-1)[flat_indices] - np.load(folder / f"{name}_probe.npy")).max() <= 1e-5
         assert np.abs(ours.mean(axis=(3, 4)) - np.load(folder / f"{name}_mean_hw.npy")).max() <= 1e-5
@@ -164,17 +165,17 @@ def test_read_frames_keeps_only_requested_frames(tmp_path: Path) -> None:
 
 
 @pytest.mark.parity
-def test_small_model_video_parity(meta, tmp_path: Path) -> None:
+def test_small_model_video_parity(meta, video_vectors: Path, tmp_path: Path) -> None:
     from bindcore.convert import imagebind_to_open_clip, load_checkpoint, split_by_modality, write_open_clip_dir
 
-    small = VECTORS / "small_model"
+    small = video_vectors / "small_model"
     heads = json.loads((small / "config.json").read_text())["kwargs"]
     groups = split_by_modality(load_checkpoint(small / "state_dict.pt"))
     config, state = imagebind_to_open_clip(groups["vision"], groups["text"], vision_heads=heads["vision_num_heads"],
                                            text_heads=heads["text_num_heads"])
     folder = write_open_clip_dir(tmp_path / "anchor", config, state)
     video = VideoModality.from_imagebind(groups["vision"], anchor={"model": f"local-dir:{folder}"})
-    paths = [str(VECTORS / "fixtures" / "video" / f"{name}.avi") for name in meta["video_order"]]
+    paths = [str(video_vectors / "fixtures" / "video" / f"{name}.avi") for name in meta["video_order"]]
     ours = video.embed(paths).numpy()
     expected = np.load(small / "outputs" / "video_vision_embedding.npy")
     expected /= np.linalg.norm(expected, axis=-1, keepdims=True)
