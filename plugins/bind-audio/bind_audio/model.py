@@ -51,11 +51,13 @@ class AudioModality(Modality):
         return preprocess(inputs, self.config)
 
     def encode(self, x: Tensor) -> Tensor:
-        """``(N, clips, 1, F, T)`` → per-clip CLS features ``(N, clips, width)``; a 4-D ``(N, 1, F, T)`` is one clip."""
-        if x.ndim == 4:
-            x = x.unsqueeze(1)
-        if x.ndim != 5 or x.shape[2] != 1:
-            raise ValueError(f"audio encode expects (N, clips, 1, mel_bins, frames), got {tuple(x.shape)}")
+        """``(N, clips, 1, num_mel_bins, target_length)`` → per-clip CLS features ``(N, clips, width)``."""
+        expected = (1, *self.config.input_size)
+        if x.ndim != 5 or tuple(x.shape[2:]) != expected:
+            hint = (" (one clip per item? add the clip axis: x.unsqueeze(1))"
+                    if x.ndim == 4 and tuple(x.shape[1:]) == expected else "")
+            raise ValueError(f"audio encode expects (N, clips, {', '.join(map(str, expected))}) as preprocess() "
+                             f"gives, got {tuple(x.shape)}{hint}")
         flat, lead = fold_clips(x, 3)
         return self.encoder(flat).reshape(*lead, -1)
 
@@ -64,9 +66,10 @@ class AudioModality(Modality):
         return self.head(h)
 
     def project(self, h: Tensor) -> Tensor:
-        """``(N, clips, width)`` (or ``(N, width)``) → ``(N, D)``: clip embeddings averaged, unit length."""
-        if h.ndim == 2:
-            return self.head(h)
+        """``(N, clips, width)`` from :meth:`encode` → ``(N, D)``: clip embeddings averaged, unit length."""
+        if h.ndim != 3 or h.shape[-1] != self.config.width:
+            raise ValueError(f"audio project expects encode()'s (N, clips, {self.config.width}), got "
+                             f"{tuple(h.shape)}; for one clip per item add the clip axis: h.unsqueeze(1)")
         return mean_of_clips(self.project_clips(h))
 
     @classmethod

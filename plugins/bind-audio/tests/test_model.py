@@ -45,10 +45,23 @@ def test_encode_project_shapes_and_unit_norm(tiny):
     clips = module.project_clips(features)
     assert clips.shape == (3, 2, 16)
     torch.testing.assert_close(z, torch.nn.functional.normalize(clips.mean(1), dim=-1))
-    # a 4-D batch is one clip per item
-    assert module.encode(x[:, 0]).shape == (3, 1, 32)
-    with pytest.raises(ValueError, match="clips, 1, mel_bins"):
-        module.encode(torch.randn(3, 2, 2, 32, 100))
+    assert module.encode(x[:, :1]).shape == (3, 1, 32)  # one clip per item keeps its clip axis
+
+
+def test_encode_and_project_require_the_clip_axis(tiny):
+    module = AudioModality(**tiny).eval()
+    x = torch.randn(3, 2, 1, 32, 100)
+    with pytest.raises(ValueError, match=r"add the clip axis: x\.unsqueeze\(1\)"):
+        module.encode(x[:, 0])  # (N, 1, F, T): no guessing that this is one clip
+    for bad in (torch.randn(3, 2, 2, 32, 100), torch.randn(3, 2, 1, 100, 32), torch.randn(2, 3, 2, 1, 32, 100)):
+        with pytest.raises(ValueError, match=r"\(N, clips, 1, 32, 100\)") as error:
+            module.encode(bad)
+        assert "unsqueeze" not in str(error.value)
+    features = module.encode(x)
+    with pytest.raises(ValueError, match="add the clip axis"):
+        module.project(features[:, 0])
+    with pytest.raises(ValueError, match=r"\(N, clips, 32\)"):
+        module.project(features[..., :16])
 
 
 def test_gradients_reach_every_parameter(tiny):
