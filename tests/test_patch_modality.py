@@ -1,7 +1,12 @@
-"""bindcore.patch_modality: config validation, shapes, ImageBind key mapping and loading."""
+"""bindcore.patch_modality: config validation, shapes, gradients, ImageBind key mapping and loading.
+
+Everything here is shared by every PatchModality plugin (bind-depth, bind-thermal); their own tests keep what
+is theirs (defaults, stem key name, preprocessing, toy renderer, parity).
+"""
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import pytest
@@ -33,6 +38,15 @@ def test_shapes_and_unit_norm():
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError, match="expected a"):
         m.encode(torch.randn(3, 16, 16))
+    with pytest.raises(ValueError, match="preprocess"):
+        m.encode(torch.zeros(2, 3, 16, 16))  # wrong channel count
+
+
+def test_gradients_reach_every_parameter():
+    m = Sonar(**TINY).train()
+    m(torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))).sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
 
 
 def test_imagebind_round_trip():
@@ -42,6 +56,7 @@ def test_imagebind_round_trip():
     assert mapping["head.proj.weight"] == "modality_heads.sonar.2.weight"
     assert set(mapping) == set(m.state_dict())
     state = {key: m.state_dict()[name] for name, key in mapping.items()}
+    state["modality_trunks.vision.blocks.0.norm_1.weight"] = torch.ones(3)  # other modalities are ignored
     loaded = Sonar.from_imagebind(state, num_heads=2).eval()
     x = torch.randn(2, 1, 16, 16)
     torch.testing.assert_close(loaded(x), m(x))
@@ -55,3 +70,19 @@ def test_imagebind_shape_errors():
     state["modality_preprocessors.sonar.pos_embedding_helper.pos_embed"] = torch.zeros(1, 6, 16)
     with pytest.raises(ConfigError, match="square grid"):
         Sonar.from_imagebind(state, num_heads=2)
+
+
+def test_from_imagebind_reports_problems():
+    m = Sonar(**TINY)
+    state = {key: m.state_dict()[name] for name, key in m.imagebind_key_map(2).items()}
+    with pytest.raises(ConfigError, match="width=64 conflicts"):
+        Sonar.from_imagebind(state, num_heads=2, width=64)
+    broken = dict(state)
+    del broken["modality_trunks.sonar.blocks.0.attn.bias_k"]
+    with pytest.raises(ConfigError, match=re.escape("missing modality_trunks.sonar.blocks.0.attn.bias_k")):
+        Sonar.from_imagebind(broken, num_heads=2)
+    extra = {**state, "modality_heads.sonar.9.weight": torch.zeros(1)}
+    with pytest.raises(ConfigError, match=re.escape("unexpected modality_heads.sonar.9.weight")):
+        Sonar.from_imagebind(extra, num_heads=2)
+    with pytest.raises(ConfigError, match="sonar_stem"):
+        Sonar.from_imagebind({}, num_heads=2)

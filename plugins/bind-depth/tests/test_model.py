@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
@@ -35,19 +33,6 @@ def test_embed_is_unit_norm_and_deterministic(tiny_model):
     assert not torch.allclose(z[0], z[1])
 
 
-def test_encode_rejects_wrong_shapes(tiny_model):
-    with pytest.raises(ValueError, match="preprocess"):
-        tiny_model.encode(torch.zeros(2, 3, 32, 32))
-
-
-def test_gradients_reach_every_parameter(tiny_model):
-    tiny_model.train()
-    x = tiny_model.preprocess([tiny_model.render_toy(s) for s in generate_scenes(3, seed=1)])
-    tiny_model(x).sum().backward()
-    missing = [n for n, p in tiny_model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing
-
-
 def test_save_and_load_round_trip(tiny_options, tmp_path):
     m = DepthModality(**tiny_options, focal_length=600.0)
     path = m.save(tmp_path / "depth")
@@ -57,34 +42,16 @@ def test_save_and_load_round_trip(tiny_options, tmp_path):
     torch.testing.assert_close(loaded.embed(raw), m.embed(raw))
 
 
-def _as_imagebind(m: DepthModality) -> dict[str, torch.Tensor]:
-    ours = m.state_dict()
-    return {key: ours[name].clone() for name, key in m.imagebind_key_map(m.config.num_layers).items()}
-
-
-def test_from_imagebind_infers_sizes_and_reproduces_the_model(tiny_options):
+def test_imagebind_weights_load_under_the_depth_stem_keys(tiny_options):
+    """Shape inference and error reporting are bindcore.patch_modality's (tested in the core); here: this
+    plugin's ImageBind key names and a faithful reload."""
     m = DepthModality(**tiny_options)
-    state = _as_imagebind(m)
+    state = {key: m.state_dict()[name] for name, key in m.imagebind_key_map(m.config.num_layers).items()}
     assert "modality_preprocessors.depth.depth_stem.proj.weight" in state
-    state["modality_trunks.vision.blocks.0.norm_1.weight"] = torch.ones(3)  # other modalities are ignored
     loaded = DepthModality.from_imagebind(state, num_heads=2, representation="depth", normalization="none")
     for key in ("image_size", "patch_size", "width", "num_layers", "embed_dim"):
         assert getattr(loaded.config, key) == getattr(m.config, key)
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 1, 32, 32)).astype(np.float32))
     torch.testing.assert_close(loaded.eval()(x), m.eval()(x))
-
-
-def test_from_imagebind_reports_problems(tiny_options):
-    m = DepthModality(**tiny_options)
-    state = _as_imagebind(m)
-    with pytest.raises(ConfigError, match="width=64 conflicts"):
-        DepthModality.from_imagebind(state, num_heads=2, width=64)
-    broken = dict(state)
-    del broken["modality_trunks.depth.blocks.0.attn.bias_k"]
-    with pytest.raises(ConfigError, match=re.escape("missing modality_trunks.depth.blocks.0.attn.bias_k")):
-        DepthModality.from_imagebind(broken, num_heads=2)
-    extra = {**state, "modality_heads.depth.9.weight": torch.zeros(1)}
-    with pytest.raises(ConfigError, match=re.escape("unexpected modality_heads.depth.9.weight")):
-        DepthModality.from_imagebind(extra, num_heads=2)
     with pytest.raises(ConfigError, match="depth_stem"):
         DepthModality.from_imagebind({}, num_heads=2)
