@@ -25,6 +25,9 @@ Parity tests find the shared ImageBind vectors with the ``parity_dir`` fixture (
 ``parity_dir(*required_files)``: ``$BINDCORE_PARITY_DIR``, else ``<repo root>/../shared/imagebind_vectors``;
 either skips the test with the path and the variable to set when the vectors are absent.
 
+A plugin's own toy-renderer tests can use ``nearest_centroid_accuracy`` (is the concept recoverable without
+learning?), ``map_spectra`` (position-invariant features of single-channel maps) and ``nuisance_changes``.
+
 Exposed to pytest through the ``pytest11`` entry point ``bindcore.testing.pytest_plugin``.
 
 This package is imported lazily so that pytest's plugin loading does not pay for torch or hypothesis.
@@ -49,6 +52,9 @@ _LAZY = {
     "parity_dir": "bindcore.testing.parity",
     "parity_vectors_path": "bindcore.testing.parity",
     "PARITY_DIR_ENV": "bindcore.testing.parity",
+    "nearest_centroid_accuracy": "bindcore.testing.toy",
+    "map_spectra": "bindcore.testing.toy",
+    "nuisance_changes": "bindcore.testing.toy",
 }
 
 

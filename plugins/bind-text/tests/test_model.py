@@ -11,6 +11,7 @@ from bind_text import TextModality
 import bindcore
 from bindcore.anchor import tiny_anchor_config
 from bindcore.errors import ConfigError, InputError
+from bindcore.testing.toy import nearest_centroid_accuracy
 from bindcore.toyworld import CONCEPTS, generate_scenes
 
 STRINGS = ["a dog.", "a photo of a car", "the sound of rain"]
@@ -88,8 +89,7 @@ def test_toy_captions_are_separable_by_nearest_centroid(text) -> None:
     ids = text.preprocess([text.render_toy(s) for s in scenes])
     bags = torch.zeros(len(scenes), 49408).scatter_(1, ids, 1.0)
     labels = torch.tensor([s.concept for s in scenes])
-    centroids = torch.stack([bags[:150][labels[:150] == c].mean(0) for c in range(len(CONCEPTS))])
-    accuracy = (torch.cdist(bags[150:], centroids).argmin(1) == labels[150:]).float().mean().item()
+    accuracy = nearest_centroid_accuracy(bags[:150], labels[:150], bags[150:], labels[150:])
     assert accuracy >= 0.7, f"nearest-centroid accuracy {accuracy:.2f} (chance 0.10)"
 
 

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from bindcore.toyworld import CONCEPTS, generate_scenes
+from bindcore.testing.toy import nearest_centroid_accuracy
+from bindcore.toyworld import generate_scenes
 
 
 def test_render_toy_is_a_deterministic_uint8_rgb_image(vision_32) -> None:
@@ -34,8 +35,5 @@ def test_concepts_are_separable_by_nearest_centroid(vision_32) -> None:
     x = vision_32.preprocess([vision_32.render_toy(s) for s in scenes])
     features = x.flatten(2).sort(dim=-1).values.flatten(1)
     labels = torch.tensor([s.concept for s in scenes])
-    train, test = slice(0, 350), slice(350, 500)
-    centroids = torch.stack([features[train][labels[train] == c].mean(0) for c in range(len(CONCEPTS))])
-    predicted = torch.cdist(features[test], centroids).argmin(dim=1)
-    accuracy = (predicted == labels[test]).float().mean().item()
+    accuracy = nearest_centroid_accuracy(features[:350], labels[:350], features[350:], labels[350:])
     assert accuracy >= 0.6, f"nearest-centroid accuracy {accuracy:.2f} (chance 0.10)"
