@@ -26,6 +26,7 @@ class AudioModality(Modality):
 
     name = "audio"
     Config = AudioConfig
+    augment_axes = {"frequency": -2, "time": -1}  # (N, clips, 1, mel bins, frames): for the trainer's masks
     config: AudioConfig
 
     def __init__(self, config: AudioConfig | None = None, **options: Any):
