@@ -30,6 +30,10 @@ class Modality(nn.Module):
     Config: ClassVar[type[ModalityConfig]] = ModalityConfig
     #: False for modalities that wrap the frozen anchor (vision, text): the trainer never updates them.
     trainable: ClassVar[bool] = True
+    #: What the axes of a preprocessed batch mean, for train-time augmentation: a name ("height", "width",
+    #: "frequency", "time") → a negative axis index (e.g. audio ``{"frequency": -2, "time": -1}``). The trainer
+    #: augments only declared axes and never infers meaning from rank; empty = only axis-free augmentations.
+    augment_axes: ClassVar[Mapping[str, int]] = {}
     #: Licence and origin of loaded weights (set by ``load_modality``/conversion), saved with the weights.
     weights_license: str | None = None
     weights_source: str | None = None

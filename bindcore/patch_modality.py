@@ -52,6 +52,8 @@ class PatchModality(Modality):
     Config: ClassVar[type[ModalityConfig]] = PatchModalityConfig
     #: Input channels of the conv stem.
     in_chans: ClassVar[int] = 1
+    #: Preprocessed ``(B, C, H, W)`` maps: spatial augmentations (aligned crops, erasing) use these axes.
+    augment_axes: ClassVar[Mapping[str, int]] = {"height": -2, "width": -1}
     #: Name of the stem module under ``modality_preprocessors.<name>.`` in ImageBind checkpoints.
     imagebind_stem: ClassVar[str] = "rgbt_stem"
 

@@ -33,6 +33,7 @@ class StubVision(Modality):
     name = "vision"
     Config = StubVisionConfig
     trainable = False
+    augment_axes = {"height": -2, "width": -1}
 
     def render_toy(self, scene: Scene) -> np.ndarray:
         size = self.config.image_size
@@ -91,6 +92,7 @@ class FeatureModality(Modality):
 
     name = "toyfeat"
     Config = FeatureConfig
+    augment_axes: dict[str, int] = {}  # a feature vector: only axis-free augmentations (noise, jitter) apply
 
     def __init__(self, config: ModalityConfig | None = None, **options: Any):
         super().__init__(config, **options)

@@ -21,6 +21,9 @@ class {{Name}}Modality(Modality):
 
     name = "{{name}}"
     Config = {{Name}}Config
+    #: Meaning of the preprocessed (N, 1, grid, grid) axes, so the trainer's augmentations (aligned crops,
+    #: random erasing) know where height and width are. Change it if your tensor layout differs.
+    augment_axes = {"height": -2, "width": -1}
     config: {{Name}}Config
 
     def __init__(self, config: {{Name}}Config | None = None, **options: Any):
