@@ -26,7 +26,7 @@ class AudioModality(Modality):
 
     name = "audio"
     Config = AudioConfig
-    augment_axes = {"frequency": -2, "time": -1}  # (N, clips, 1, mel bins, frames): for the trainer's masks
+    augment_axes: Mapping[str, int] = {"frequency": -2, "time": -1}  # (N, clips, 1, mel bins, frames)
     config: AudioConfig
 
     def __init__(self, config: AudioConfig | None = None, **options: Any):
