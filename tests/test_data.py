@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from bindcore.data.batches import augment
+from bindcore.data.batches import Materialized, StepBatches, augment, crop_resize, sample_crop_boxes
 from bindcore.data.plan import ModalityPlan, StepPlan
 from bindcore.data.sources import ManifestSource, ToySource, read_manifest
 from bindcore.errors import ConfigError
-from bindcore.train.recipe import Augmentation
+from bindcore.train.recipe import Augmentation, ImageCrop
 from bindcore.train.stubs import StubVision, make_feature_modality
 
 
@@ -82,12 +82,143 @@ def test_toy_source_deterministic():
     assert source.fingerprint("image") != ToySource(20, 2, source.renderers).fingerprint("image")
 
 
+AUDIO_AXES = {"frequency": -2, "time": -1}  # bind-audio's declaration: (N, clips, 1, mel bins, frames)
+IMU_AXES = {"time": -1}  # bind-imu's: (N, windows, 6 channels, T)
+MAP_AXES = {"height": -2, "width": -1}  # PatchModality's (depth, thermal): (N, 1, H, W)
+
+
 def test_augment_is_seeded():
     x = torch.randn(4, 1, 8, 12)
-    settings = Augmentation(freq_mask=3, time_mask=3, random_erase=1.0, color_jitter=0.2)
-    a = augment(x, settings, torch.Generator().manual_seed(0))
-    b = augment(x, settings, torch.Generator().manual_seed(0))
-    assert torch.equal(a, b) and not torch.equal(a, x)
+    settings = Augmentation(random_erase=1.0, color_jitter=0.2, gaussian_noise=0.1)
+    a = augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES)
+    b = augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES)
+    c = augment(x, settings, torch.Generator().manual_seed(1), MAP_AXES)
+    assert torch.equal(a, b) and not torch.equal(a, x) and not torch.equal(a, c)
+
+
+def test_freq_mask_hits_only_the_frequency_axis_of_audio():
+    x = torch.ones(8, 2, 1, 16, 20)
+    out = augment(x, Augmentation(freq_mask=8), torch.Generator().manual_seed(0), AUDIO_AXES)
+    zero = out == 0
+    assert zero.any()
+    # Whether a value is masked depends only on (row, frequency): whole mel rows, in every clip and frame.
+    per_frequency = zero[:, :1, :, :, :1]
+    assert torch.equal(zero, per_frequency.expand_as(zero))
+    assert (zero.sum(dim=(1, 2, 4)) / (2 * 20)).max() <= 8  # at most freq_mask rows
+
+
+def test_time_mask_never_hits_imu_channels():
+    x = torch.ones(8, 2, 6, 30)
+    out = augment(x, Augmentation(time_mask=10), torch.Generator().manual_seed(0), IMU_AXES)
+    zero = out == 0
+    assert zero.any()
+    # Masked frames are masked in all 6 sensor channels and both windows alike: channels are not a spatial axis.
+    assert torch.equal(zero, zero[:, :1, :1, :].expand_as(zero))
+
+
+@pytest.mark.parametrize("setting, axis", [(dict(freq_mask=3), "frequency"), (dict(random_erase=1.0), "height")])
+def test_undeclared_axis_is_refused_not_guessed(setting, axis):
+    with pytest.raises(ValueError, match=f"no '{axis}' axis"):
+        augment(torch.ones(2, 1, 6, 30), Augmentation(**setting), torch.Generator().manual_seed(0), IMU_AXES)
+
+
+@pytest.mark.parametrize("package, cls, axes", [
+    ("bind_audio", "AudioModality", AUDIO_AXES), ("bind_imu", "ImuModality", IMU_AXES),
+    ("bind_depth", "DepthModality", MAP_AXES), ("bind_thermal", "ThermalModality", MAP_AXES)])
+def test_plugins_declare_their_axes(package, cls, axes):
+    module = pytest.importorskip(package)
+    assert dict(getattr(module, cls).augment_axes) == axes
+
+
+def _ramp_maps(batch: int, height: int, width: int) -> torch.Tensor:
+    """Channel 0 = u (x in [0, 1]), channel 1 = v (y) at pixel centres: a linear field bilinear crops keep exact."""
+    v, u = torch.meshgrid((torch.arange(height) + 0.5) / height, (torch.arange(width) + 0.5) / width, indexing="ij")
+    return torch.stack([u, v]).expand(batch, 2, height, width).clone()
+
+
+def _assert_shows_box(out: torch.Tensor, boxes: torch.Tensor, source_hw: tuple[int, int]) -> None:
+    """``out`` (a crop of :func:`_ramp_maps`) shows exactly the relative ``boxes`` (where no border clamp applies)."""
+    height, width = out.shape[-2:]
+    for row, (top, left, box_h, box_w) in enumerate(boxes.tolist()):
+        u = left + box_w * (torch.arange(width) + 0.5) / width
+        v = top + box_h * (torch.arange(height) + 0.5) / height
+        expected_u, expected_v = u.expand(height, width), v[:, None].expand(height, width)
+        inside = ((expected_u >= 0.5 / source_hw[1]) & (expected_u <= 1 - 0.5 / source_hw[1])
+                  & (expected_v >= 0.5 / source_hw[0]) & (expected_v <= 1 - 0.5 / source_hw[0]))
+        assert inside.float().mean() > 0.5
+        torch.testing.assert_close(out[row, 0][inside], expected_u[inside].float(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[row, 1][inside], expected_v[inside].float(), atol=1e-5, rtol=0)
+
+
+class _Spatial:
+    augment_axes = MAP_AXES
+
+
+class _Sequence:
+    augment_axes = IMU_AXES
+
+
+def _crop_batches(preprocessor, settings, *, seed=0, items=24, image_hw=(32, 32), map_hw=(12, 20)):
+    plan = StepPlan([ModalityPlan("m", items, 6, 1.0, 2)], seed=seed)
+    inputs = _ramp_maps(items, *map_hw) if preprocessor.augment_axes is MAP_AXES else torch.ones(items, 1, 2, 9)
+    stores = {("m", "m"): Materialized(inputs), ("m", "image"): Materialized(_ramp_maps(items, *image_hw))}
+    return StepBatches(plan, {}, {"m": preprocessor}, image_preprocessor=None, augmentations={"m": settings},
+                       seed=seed, stores=stores)
+
+
+def test_aligned_crop_applies_the_same_relative_box_to_image_and_depth():
+    batches = _crop_batches(_Spatial(), Augmentation(image_crop=ImageCrop(scale=(0.2, 0.6))))
+    for step in range(3):
+        batch = batches[step]
+        boxes = batch["crop_boxes"]
+        assert boxes.shape == (6, 4) and not torch.allclose(boxes, torch.tensor([0.0, 0, 1, 1], dtype=boxes.dtype))
+        assert batch["images"].shape == (6, 2, 32, 32) and batch["inputs"].shape == (6, 2, 12, 20)
+        _assert_shows_box(batch["images"], boxes, (32, 32))
+        _assert_shows_box(batch["inputs"], boxes, (12, 20))  # another resolution and aspect, same relative box
+
+
+def test_crop_boxes_follow_scale_and_ratio():
+    crop = ImageCrop(scale=(0.3, 0.5), ratio=(0.5, 2.0))
+    boxes = sample_crop_boxes(400, 32, 64, crop, torch.Generator().manual_seed(0))
+    top, left, box_h, box_w = boxes.unbind(1)
+    area = box_h * box_w
+    assert area.min() >= 0.3 - 1e-9 and area.max() <= 0.5 + 1e-9
+    pixel_ratio = (box_w * 64) / (box_h * 32)
+    assert pixel_ratio.min() >= 0.5 - 1e-9 and pixel_ratio.max() <= 2.0 + 1e-9
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + box_h <= 1 + 1e-9).all() and (left + box_w <= 1 + 1e-9).all()
+
+
+def test_full_box_crop_is_the_identity():
+    x = torch.randn(3, 2, 5, 7, 9)
+    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]] * 3)
+    torch.testing.assert_close(crop_resize(x, boxes, {"height": -3, "width": -2}), x, atol=1e-6, rtol=0)
+
+
+def test_crop_is_a_pure_function_of_seed_and_step():
+    settings = Augmentation(image_crop=ImageCrop(), random_erase=0.5, color_jitter=0.2)
+    first, again = _crop_batches(_Spatial(), settings), _crop_batches(_Spatial(), settings)
+    for step in (0, 5, 2):
+        a, b = first[step], again[step]
+        assert all(torch.equal(a[k], b[k]) for k in ("crop_boxes", "images", "inputs"))
+    assert not torch.equal(first[0]["crop_boxes"], first[1]["crop_boxes"])
+    other_seed = _crop_batches(_Spatial(), settings, seed=1)
+    assert not torch.equal(first[0]["crop_boxes"], other_seed[0]["crop_boxes"])
+
+
+def test_aligned_crop_off_or_not_spatial_leaves_inputs_uncropped():
+    unaligned = _crop_batches(_Spatial(), Augmentation(image_crop=ImageCrop(), aligned_crop=False))[0]
+    assert not torch.equal(unaligned["images"], _ramp_maps(6, 32, 32))
+    assert torch.equal(unaligned["inputs"], _ramp_maps(6, 12, 20))
+    sequence = _crop_batches(_Sequence(), Augmentation(image_crop=ImageCrop()))[0]  # IMU-like: no height/width
+    assert "crop_boxes" in sequence and torch.equal(sequence["inputs"], torch.ones(6, 1, 2, 9))
+
+
+def test_image_crop_with_cached_anchor_is_refused():
+    plan = StepPlan([ModalityPlan("m", 8, 4, 1.0, 1)], seed=0)
+    with pytest.raises(ConfigError, match="image_crop: the anchor's image embeddings are cached"):
+        StepBatches(plan, {}, {"m": _Spatial()}, image_preprocessor=None,
+                    augmentations={"m": Augmentation(image_crop=ImageCrop())}, seed=0, anchor_caches={"m": object()})
 
 
 def test_webdataset_shards_random_access(tmp_path):

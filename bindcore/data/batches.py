@@ -8,16 +8,19 @@ image side from an :class:`~bindcore.train.cache.AnchorCache` (precomputed embed
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from bindcore.data.plan import StepPlan, _seed_of
 from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.errors import ConfigError
 
 
 class _Chunks(Dataset):
@@ -52,43 +55,124 @@ class Materialized:
         return self.tensor[torch.as_tensor(indices, dtype=torch.long)]
 
 
-def augment(x: Tensor, settings: Any, generator: torch.Generator) -> Tensor:
-    """Seeded train-time augmentation of a preprocessed batch ``(B, ..., H, W)``; returns a new tensor."""
+#: Axes of the anchor's preprocessed images: open_clip's ``encode_image`` takes ``(B, 3, H, W)``.
+ANCHOR_IMAGE_AXES: Mapping[str, int] = {"height": -2, "width": -1}
+
+
+def _axis(x: Tensor, axes: Mapping[str, int], name: str) -> int:
+    """The declared axis ``name`` as an index into one item ``x[row]`` (a negative index; never the batch axis)."""
+    if name not in axes:
+        raise ValueError(f"this modality declares no {name!r} axis (augment_axes: {dict(axes)})")
+    axis = axes[name]
+    if not -x.ndim < axis < 0:
+        raise ValueError(f"augment_axes[{name!r}] = {axis} does not name a non-batch axis of a {x.ndim}-D batch "
+                         f"{tuple(x.shape)} (use a negative index counted from the last axis)")
+    return axis
+
+
+def augment(x: Tensor, settings: Any, generator: torch.Generator, axes: Mapping[str, int]) -> Tensor:
+    """Seeded train-time augmentation of a preprocessed batch; returns a new tensor.
+
+    Masks and erasing act only on the axes named in ``axes`` (the modality's ``augment_axes``): ``freq_mask``
+    on "frequency", ``time_mask`` on "time", ``random_erase`` on "height" × "width". A setting whose axis is not
+    declared raises ``ValueError`` (recipes are checked earlier, with the YAML path). Jitter and noise need no axis.
+    """
     if not x.is_floating_point():
         return x
     x = x.clone()
-    batch, height, width = x.shape[0], x.shape[-2] if x.ndim >= 3 else 1, x.shape[-1]
+    batch = x.shape[0]
 
-    def uniform(*shape: int) -> Tensor:
-        return torch.rand(*shape, generator=generator)
+    def uniform() -> float:
+        return float(torch.rand(1, generator=generator))
 
     if settings.color_jitter > 0:
         view = (batch,) + (1,) * (x.ndim - 1)
-        scale = 1 + (uniform(batch) * 2 - 1) * settings.color_jitter
-        shift = (uniform(batch) * 2 - 1) * settings.color_jitter
+        scale = 1 + (torch.rand(batch, generator=generator) * 2 - 1) * settings.color_jitter
+        shift = (torch.rand(batch, generator=generator) * 2 - 1) * settings.color_jitter
         mean = x.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
         x = (x - mean) * scale.view(view) + mean + shift.view(view)
-    if settings.freq_mask > 0 and x.ndim >= 3:
+    for setting, axis_name in (("freq_mask", "frequency"), ("time_mask", "time")):
+        max_width = getattr(settings, setting)
+        if max_width > 0:
+            axis = _axis(x, axes, axis_name)
+            size = x.shape[axis]
+            for row in range(batch):
+                width = min(size, int(uniform() * (max_width + 1)))
+                start = int(uniform() * (size - width + 1))
+                x[row].narrow(axis, start, width).zero_()
+    if settings.random_erase > 0:
+        h_axis, w_axis = _axis(x, axes, "height"), _axis(x, axes, "width")
+        height, width = x.shape[h_axis], x.shape[w_axis]
         for row in range(batch):
-            width_f = int(uniform(1).item() * (settings.freq_mask + 1))
-            start = int(uniform(1).item() * max(1, height - width_f))
-            x[row, ..., start:start + width_f, :] = 0
-    if settings.time_mask > 0:
-        for row in range(batch):
-            width_t = int(uniform(1).item() * (settings.time_mask + 1))
-            start = int(uniform(1).item() * max(1, width - width_t))
-            x[row, ..., start:start + width_t] = 0
-    if settings.random_erase > 0 and x.ndim >= 3:
-        for row in range(batch):
-            if uniform(1).item() < settings.random_erase:
-                eh = max(1, int(height * (0.1 + 0.3 * uniform(1).item())))
-                ew = max(1, int(width * (0.1 + 0.3 * uniform(1).item())))
-                top = int(uniform(1).item() * (height - eh + 1))
-                left = int(uniform(1).item() * (width - ew + 1))
-                x[row, ..., top:top + eh, left:left + ew] = 0
+            if uniform() < settings.random_erase:
+                eh = max(1, int(height * (0.1 + 0.3 * uniform())))
+                ew = max(1, int(width * (0.1 + 0.3 * uniform())))
+                top = int(uniform() * (height - eh + 1))
+                left = int(uniform() * (width - ew + 1))
+                x[row].narrow(h_axis, top, eh).narrow(w_axis, left, ew).zero_()
     if settings.gaussian_noise > 0:
         x = x + torch.randn(x.shape, generator=generator) * settings.gaussian_noise
     return x
+
+
+def sample_crop_boxes(batch: int, height: int, width: int, crop: Any, generator: torch.Generator) -> Tensor:
+    """RandomResizedCrop boxes as fractions of the image: ``(batch, 4)`` rows ``(top, left, height, width)``.
+
+    torchvision's sampler (10 tries of area fraction ~ U(scale), log aspect ~ U(log ratio), else a centre crop with
+    the ratio clamped), but in continuous relative coordinates, so that the same box can crop a paired tensor of
+    another resolution exactly (aligned crops).
+    """
+    low_log, high_log = math.log(crop.ratio[0]), math.log(crop.ratio[1])
+    boxes = torch.empty(batch, 4, dtype=torch.float64)
+    for row in range(batch):
+        draws = torch.rand(10, 4, generator=generator, dtype=torch.float64)  # a fixed count: one row, one draw
+        for area_u, ratio_u, top_u, left_u in draws.tolist():
+            area = crop.scale[0] + area_u * (crop.scale[1] - crop.scale[0])
+            ratio = math.exp(low_log + ratio_u * (high_log - low_log))  # width/height in pixels
+            rel_w = math.sqrt(area * ratio * height / width)
+            rel_h = math.sqrt(area * width / (ratio * height))
+            if rel_w <= 1 and rel_h <= 1:
+                boxes[row] = torch.tensor([top_u * (1 - rel_h), left_u * (1 - rel_w), rel_h, rel_w])
+                break
+        else:
+            image_ratio = width / height
+            if image_ratio < crop.ratio[0]:  # too tall: full width, clamp the height
+                rel_h = min(1.0, width / crop.ratio[0] / height)
+                boxes[row] = torch.tensor([(1 - rel_h) / 2, 0.0, rel_h, 1.0])
+            elif image_ratio > crop.ratio[1]:  # too wide
+                rel_w = min(1.0, height * crop.ratio[1] / width)
+                boxes[row] = torch.tensor([0.0, (1 - rel_w) / 2, 1.0, rel_w])
+            else:
+                boxes[row] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    return boxes
+
+
+def crop_resize(x: Tensor, boxes: Tensor, axes: Mapping[str, int]) -> Tensor:
+    """Crop each row of ``x`` to its relative box ``(top, left, height, width)`` along the declared "height" and
+    "width" axes and resize it back to the input size (bilinear; every other axis is carried along)."""
+    h_axis, w_axis = _axis(x, axes, "height"), _axis(x, axes, "width")
+    if not x.is_floating_point():
+        raise ValueError(f"crop_resize needs a float tensor, got {x.dtype}")
+    moved = x.movedim((h_axis, w_axis), (-2, -1))
+    height, width = moved.shape[-2:]
+    flat = moved.reshape(x.shape[0], -1, height, width)
+    top, left, box_h, box_w = boxes.to(torch.float64).unbind(1)
+    # affine_grid maps output coordinates in [-1, 1] (pixel edges, align_corners=False) into the box.
+    theta = torch.zeros(x.shape[0], 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 2] = box_w, 2 * left - 1 + box_w
+    theta[:, 1, 1], theta[:, 1, 2] = box_h, 2 * top - 1 + box_h
+    grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
+    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.reshape(moved.shape).movedim((-2, -1), (h_axis, w_axis)).contiguous()
+
+
+def aligned_crop_enabled(settings: Any, axes: Mapping[str, int]) -> bool:
+    """``aligned_crop`` as set, else on for modalities that declare "height" and "width" (depth, thermal)."""
+    if settings.image_crop is None:
+        return False
+    if settings.aligned_crop is None:
+        return "height" in axes and "width" in axes
+    return bool(settings.aligned_crop)
 
 
 class StepBatches(Dataset):
@@ -104,6 +188,11 @@ class StepBatches(Dataset):
         self.stores = dict(stores or {})
         self.anchor_caches = dict(anchor_caches or {})
         self.rank, self.world_size = rank, world_size
+        for name, settings in self.augmentations.items():
+            if getattr(settings, "image_crop", None) is not None and name in self.anchor_caches:
+                raise ConfigError(f"modalities.{name}.train.augmentation.image_crop: the anchor's image embeddings "
+                                  f"are cached (computed from un-augmented images); turn off "
+                                  f"anchor.cache_embeddings or remove image_crop")
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -119,16 +208,31 @@ class StepBatches(Dataset):
         name, local_step, indices = self.plan.step(global_step)
         per_rank = len(indices) // self.world_size
         indices = indices[self.rank * per_rank:(self.rank + 1) * per_rank]
-        inputs = self._inputs(name, name, indices, self.preprocessors[name])
-        settings = self.augmentations.get(name)
-        if settings is not None:
-            generator = torch.Generator().manual_seed(_seed_of("augment", self.seed, global_step, self.rank) % 2**63)
-            inputs = augment(inputs, settings, generator)
+        preprocessor = self.preprocessors[name]
+        inputs = self._inputs(name, name, indices, preprocessor)
         batch: dict[str, Any] = {"step": global_step, "modality": name, "local_step": local_step,
-                                 "indices": torch.as_tensor(indices), "inputs": inputs}
+                                 "indices": torch.as_tensor(indices)}
+        settings = self.augmentations.get(name)
+        axes = getattr(preprocessor, "augment_axes", {})
         cache = self.anchor_caches.get(name)
         if cache is not None:
             batch["anchor"] = cache.rows(indices)
         else:
-            batch["images"] = self._inputs(name, IMAGE_KEY, indices, self.image_preprocessor)
+            images = self._inputs(name, IMAGE_KEY, indices, self.image_preprocessor)
+            if settings is not None and settings.image_crop is not None:
+                # Its own stream: switching crops on or off leaves the other augmentations' draws unchanged.
+                crop_rng = torch.Generator().manual_seed(_seed_of("image-crop", self.seed, global_step,
+                                                                  self.rank) % 2**63)
+                h_axis, w_axis = _axis(images, ANCHOR_IMAGE_AXES, "height"), _axis(images, ANCHOR_IMAGE_AXES, "width")
+                boxes = sample_crop_boxes(len(images), images.shape[h_axis], images.shape[w_axis],
+                                          settings.image_crop, crop_rng)
+                images = crop_resize(images, boxes, ANCHOR_IMAGE_AXES)
+                if aligned_crop_enabled(settings, axes):
+                    inputs = crop_resize(inputs, boxes, axes)
+                batch["crop_boxes"] = boxes
+            batch["images"] = images
+        if settings is not None:
+            generator = torch.Generator().manual_seed(_seed_of("augment", self.seed, global_step, self.rank) % 2**63)
+            inputs = augment(inputs, settings, generator, axes)
+        batch["inputs"] = inputs
         return batch

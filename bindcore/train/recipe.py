@@ -13,8 +13,9 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,14 +32,68 @@ class _Strict(BaseModel):
 
 
 # -- per-modality training settings (paper Table 9) ---------------------------------------------------
-class Augmentation(_Strict):
-    """Train-time augmentation of the bound modality's preprocessed tensor (seeded per step, in workers)."""
+class ImageCrop(_Strict):
+    """RandomResizedCrop of the anchor's images (paper: 224 px RRC), resized back to the preprocessed size."""
 
-    random_erase: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle")
-    freq_mask: int = Field(0, ge=0, description="max width of a frequency mask (audio spectrogram rows)")
-    time_mask: int = Field(0, ge=0, description="max width of a time mask (last axis)")
+    scale: tuple[float, float] = Field((0.08, 1.0), description="range of the crop's area, as a fraction of the image")
+    ratio: tuple[float, float] = Field((3 / 4, 4 / 3), description="range of the crop's width/height aspect ratio")
+
+    @model_validator(mode="after")
+    def _check(self) -> ImageCrop:
+        low, high = self.scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {self.scale}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"ratio must satisfy 0 < low <= high, got {self.ratio}")
+        return self
+
+
+class Augmentation(_Strict):
+    """Train-time augmentation, seeded per (seed, step, rank), in the DataLoader workers.
+
+    The masks and erasing act on the bound modality's preprocessed tensor along the axes its plugin declares in
+    ``Modality.augment_axes``; a setting whose axes the modality lacks is a recipe error. ``image_crop`` crops the
+    anchor's images (only without cached anchor embeddings) and, with ``aligned_crop``, the bound modality's
+    tensor with the same relative box.
+    """
+
+    random_erase: float = Field(0.0, ge=0, le=1, description="probability of erasing one random rectangle "
+                                                             "(needs 'height' and 'width' axes)")
+    freq_mask: int = Field(0, ge=0, description="max width of a frequency mask (needs a 'frequency' axis)")
+    time_mask: int = Field(0, ge=0, description="max width of a time mask (needs a 'time' axis)")
     color_jitter: float = Field(0.0, ge=0, le=1, description="max relative brightness/contrast change")
     gaussian_noise: float = Field(0.0, ge=0, description="std of additive noise on the normalised tensor")
+    image_crop: ImageCrop | None = Field(None, description="RandomResizedCrop of the anchor's images (off: null)")
+    aligned_crop: bool | None = Field(None, description="apply the image's crop box to the bound modality too; "
+                                                        "default: true when it declares 'height' and 'width'")
+
+    #: Axis names each setting needs (see ``Modality.augment_axes``).
+    AXES_NEEDED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "random_erase": ("height", "width"), "freq_mask": ("frequency",), "time_mask": ("time",),
+        "aligned_crop": ("height", "width"),
+    }
+
+    @model_validator(mode="after")
+    def _check(self) -> Augmentation:
+        if self.aligned_crop and self.image_crop is None:
+            raise ValueError("aligned_crop needs image_crop (the box comes from the image's crop)")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is switched on."""
+        return bool(self.random_erase or self.freq_mask or self.time_mask or self.color_jitter
+                    or self.gaussian_noise or self.image_crop is not None)
+
+    def missing_axes(self, axes: Mapping[str, int]) -> dict[str, list[str]]:
+        """Setting → the axis names it needs that ``axes`` lacks (settings that are switched on only)."""
+        missing = {}
+        for setting, needed in self.AXES_NEEDED.items():
+            if getattr(self, setting):
+                lacking = [axis for axis in needed if axis not in axes]
+                if lacking:
+                    missing[setting] = lacking
+        return missing
 
 
 class TrainSettings(_Strict):
@@ -292,6 +347,8 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
             if train is not None and train.drop_path is not None:
                 options = _with_drop_path(cls.Config, options, train.drop_path)
             config = _validate(cls.Config, options, prefix, problems)
+            if train is not None:
+                _check_augmentation(name, cls, train.augmentation, recipe, problems)
             if None not in (train, data, config):
                 modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data)
     for side, plugin in (("image", "vision"), ("text", "text")):
@@ -317,6 +374,21 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
         raise ConfigError("\n  ".join([head, *problems]))
     assert recipe is not None
     return ValidatedRecipe(recipe=recipe, modalities=modalities, source=source, raw=raw)
+
+
+def _check_augmentation(name: str, cls: type, augmentation: Augmentation, recipe: Recipe | None,
+                        problems: list[str]) -> None:
+    """Augmentations need the axes the plugin declares; image crops need uncached anchor images."""
+    prefix = f"modalities.{name}.train.augmentation"
+    axes = getattr(cls, "augment_axes", {})
+    declared = ", ".join(sorted(axes)) or "none"
+    for setting, lacking in augmentation.missing_axes(axes).items():
+        names = " or ".join(repr(axis) for axis in lacking)
+        problems.append(f"{prefix}.{setting}: {name} has no {names} axis (its plugin declares augment_axes: "
+                        f"{declared}); remove {setting}")
+    if augmentation.image_crop is not None and recipe is not None and recipe.anchor.cache_embeddings:
+        problems.append(f"{prefix}.image_crop: anchor.cache_embeddings is true, and cached embeddings are of "
+                        f"un-augmented images; set anchor.cache_embeddings: false or remove image_crop")
 
 
 def _with_drop_path(config_cls: type[BaseModel], options: dict[str, Any], rate: float) -> dict[str, Any]:

@@ -7,8 +7,8 @@ bindable modalities whose toy rendering is a noisy concept signature. Register t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ class StubVision(Modality):
     name = "vision"
     Config = StubVisionConfig
     trainable = False
-    augment_axes = {"height": -2, "width": -1}
+    augment_axes: ClassVar[Mapping[str, int]] = {"height": -2, "width": -1}
 
     def render_toy(self, scene: Scene) -> np.ndarray:
         size = self.config.image_size
@@ -92,7 +92,7 @@ class FeatureModality(Modality):
 
     name = "toyfeat"
     Config = FeatureConfig
-    augment_axes: dict[str, int] = {}  # a feature vector: only axis-free augmentations (noise, jitter) apply
+    augment_axes: ClassVar[Mapping[str, int]] = {}  # feature vectors: only noise and jitter apply
 
     def __init__(self, config: ModalityConfig | None = None, **options: Any):
         super().__init__(config, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ class {{Name}}Modality(Modality):
     Config = {{Name}}Config
     #: Meaning of the preprocessed (N, 1, grid, grid) axes, so the trainer's augmentations (aligned crops,
     #: random erasing) know where height and width are. Change it if your tensor layout differs.
-    augment_axes = {"height": -2, "width": -1}
+    augment_axes: Mapping[str, int] = {"height": -2, "width": -1}
     config: {{Name}}Config
 
     def __init__(self, config: {{Name}}Config | None = None, **options: Any):

@@ -21,7 +21,7 @@ class ImuModality(Modality):
 
     name = "imu"
     Config = ImuConfig
-    augment_axes = {"time": -1}  # (N, windows, 6, T): the channel axis is sensors, never augmented as an image
+    augment_axes: Mapping[str, int] = {"time": -1}  # (N, windows, 6, T): channels are sensors, not an image axis
     config: ImuConfig
 
     def __init__(self, config: ImuConfig | None = None, **options: Any):
