@@ -109,3 +109,62 @@ def test_shipped_recipes_validate(name, monkeypatch):
         assert temps == {"audio": 0.05, "depth": 0.2, "thermal": 0.1, "imu": 0.2}
         with pytest.raises(ConfigError, match=r"audio\.data\.manifest: file not found"):
             load_recipe(RECIPES / name)
+
+
+def _with_augmentation(augmentation: dict, **anchor) -> dict:
+    raw = tiny_recipe()
+    raw["modalities"]["toya"]["train"]["augmentation"] = augmentation
+    raw["anchor"].update(anchor)
+    return raw
+
+
+@pytest.mark.parametrize("augmentation, message", [
+    ({"freq_mask": 4}, "modalities.toya.train.augmentation.freq_mask: toya has no 'frequency' axis"),
+    ({"time_mask": 4}, "modalities.toya.train.augmentation.time_mask: toya has no 'time' axis"),
+    ({"random_erase": 0.25}, "modalities.toya.train.augmentation.random_erase: toya has no 'height' or 'width' axis"),
+    ({"image_crop": {}, "aligned_crop": True},
+     "modalities.toya.train.augmentation.aligned_crop: toya has no 'height' or 'width' axis"),
+])
+def test_augmentation_needs_the_axes_the_plugin_declares(stubs, augmentation, message):
+    with pytest.raises(ConfigError) as info:
+        validate_recipe(_with_augmentation(augmentation))
+    assert message in str(info.value)
+    assert "augment_axes: none" in str(info.value)
+
+
+def test_axis_free_augmentation_and_image_crop_are_valid_for_any_modality(stubs):
+    recipe = validate_recipe(_with_augmentation({"gaussian_noise": 0.1, "color_jitter": 0.2,
+                                                 "image_crop": {"scale": [0.2, 1.0], "ratio": [0.5, 2.0]}}))
+    augmentation = recipe.modalities["toya"].train.augmentation
+    assert augmentation.image_crop.scale == (0.2, 1.0) and augmentation.active
+    assert not recipe.modalities["toyb"].train.augmentation.active
+    assert validate_recipe(_with_augmentation({"image_crop": {}})).modalities["toya"].train.augmentation \
+        .image_crop.ratio == pytest.approx((3 / 4, 4 / 3))
+
+
+def test_image_crop_with_cached_anchor_embeddings_is_rejected(stubs):
+    with pytest.raises(ConfigError, match=r"modalities\.toya\.train\.augmentation\.image_crop: "
+                                          r"anchor\.cache_embeddings is true.*un-augmented"):
+        validate_recipe(_with_augmentation({"image_crop": {}}, cache_embeddings=True))
+
+
+@pytest.mark.parametrize("augmentation, message", [
+    ({"aligned_crop": True}, "aligned_crop needs image_crop"),
+    ({"image_crop": {"scale": [0.5, 0.2]}}, "scale must satisfy"),
+    ({"image_crop": {"ratio": [0, 1]}}, "ratio must satisfy"),
+])
+def test_bad_crop_settings(stubs, augmentation, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        validate_recipe(_with_augmentation(augmentation))
+    assert "modalities.toya.train.augmentation" in str(info.value)
+
+
+def test_imu_frequency_mask_is_rejected_with_its_path():
+    if not _installed("imu"):
+        pytest.skip("bind-imu is not installed")
+    raw = tiny_recipe("imu")
+    raw["modalities"]["imu"] = {"train": {"augmentation": {"freq_mask": 12, "time_mask": 10}}}
+    with pytest.raises(ConfigError) as info:
+        validate_recipe(raw)
+    assert "modalities.imu.train.augmentation.freq_mask: imu has no 'frequency' axis" in str(info.value)
+    assert "time_mask" not in str(info.value)  # IMU declares its time axis

@@ -120,7 +120,9 @@ SCRIPT = textwrap.dedent("""
     from bindcore.train.trainer import train
     raw = tiny_recipe(steps_epochs=12, checkpoint_every=3)
     raw["data"]["workers"] = 1  # batches built in a worker process
-    raw["modalities"]["toya"]["train"]["augmentation"] = {"gaussian_noise": 0.05, "time_mask": 2}
+    # noise and jitter on toya's feature vectors; a RandomResizedCrop of its anchor images (own RNG stream)
+    raw["modalities"]["toya"]["train"]["augmentation"] = {"gaussian_noise": 0.05, "color_jitter": 0.2,
+                                                          "image_crop": {"scale": [0.3, 1.0]}}
     raw["modalities"]["toyb"]["train"]["learnable_temperature"] = True
     raw["modalities"]["toyb"]["drop_path"] = 0.2  # dropout draws from the restored global RNG
     train(validate_recipe(raw), sys.argv[1], evaluate=False, log=lambda m: None)
