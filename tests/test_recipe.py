@@ -109,6 +109,11 @@ def test_shipped_recipes_validate(name, monkeypatch):
         assert temps == {"audio": 0.05, "depth": 0.2, "thermal": 0.1, "imu": 0.2}
         with pytest.raises(ConfigError, match=r"audio\.data\.manifest: file not found"):
             load_recipe(RECIPES / name)
+        crops = {n: m.train.augmentation.image_crop for n, m in recipe.modalities.items()}
+        assert all(crop is not None and crop.scale == (0.08, 1.0) for crop in crops.values())  # Table 9's RRC
+        assert recipe.modalities["depth"].train.augmentation.aligned_crop  # aligned crops: +10.7 on depth (T5e)
+        with pytest.raises(ConfigError, match=r"depth\.train\.augmentation\.image_crop: anchor\.cache_embeddings"):
+            load_recipe(RECIPES / name, check_files=False, overrides=["anchor.cache_embeddings=true"])
 
 
 def _with_augmentation(augmentation: dict, **anchor) -> dict:
