@@ -26,7 +26,7 @@ def test_plugins_json_lists_vision_and_text() -> None:
     result = CliRunner().invoke(cli, ["plugins", "--json"])
     assert result.exit_code == 0, result.output
     by_name = {p["name"]: p for p in json.loads(result.output)}
-    assert by_name["bind-vision"]["modalities"] == ["vision"] and by_name["bind-vision"]["error"] is None
+    assert by_name["bind-vision"]["modalities"] == ["vision", "video"] and by_name["bind-vision"]["error"] is None
     assert by_name["bind-text"]["modalities"] == ["text"] and by_name["bind-text"]["error"] is None
 
 

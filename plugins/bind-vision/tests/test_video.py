@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -26,8 +28,32 @@ from hypothesis import strategies as st
 import bindcore.testing
 from bindcore.anchor import tiny_anchor_config
 from bindcore.errors import InputError
+from bindcore.testing import ModalityConformance
 
 TINY_ANCHOR = {"arch": tiny_anchor_config(embed_dim=16, image_size=32, patch_size=8, width=32, layers=1, heads=2)}
+_CONFORMANCE_DIR = Path(tempfile.mkdtemp(prefix="bindcore_video_conformance_"))
+
+
+@st.composite
+def videos(draw: st.DrawFn) -> str:
+    """Paths of small lossless videos: any frame size from 4 px, 1-6 frames, a few frame rates."""
+    height, width, count = draw(st.integers(4, 24)), draw(st.integers(4, 24)), draw(st.integers(1, 6))
+    fps = draw(st.sampled_from([1.0, 2.0, 5.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    path = _CONFORMANCE_DIR / f"{height}x{width}x{count}_{fps}_{seed}.avi"
+    if not path.is_file():
+        frames = np.random.default_rng(seed).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
+        write_video(path, frames, fps)
+    return str(path)
+
+
+class TestVideoConformance(ModalityConformance):
+    """bindcore's conformance kit on video (tiny random anchor, 2 clips x 1 crop)."""
+
+    modality = VideoModality
+    config: ClassVar[dict] = {"anchor": TINY_ANCHOR, "clips_per_video": 2, "num_crops": 1}
+    inputs = videos()
+    invalid_inputs = ("/nonexistent/clip.mp4", 12, __file__)  # missing, not a path, not a video
 
 
 @pytest.fixture(scope="module")
