@@ -7,6 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from bindcore.data.batches import Materialized, StepBatches, augment, crop_resize, sample_crop_boxes
 from bindcore.data.plan import ModalityPlan, StepPlan
@@ -185,6 +188,18 @@ def test_crop_boxes_follow_scale_and_ratio():
     assert area.min() >= 0.3 - 1e-9 and area.max() <= 0.5 + 1e-9
     pixel_ratio = (box_w * 64) / (box_h * 32)
     assert pixel_ratio.min() >= 0.5 - 1e-9 and pixel_ratio.max() <= 2.0 + 1e-9
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + box_h <= 1 + 1e-9).all() and (left + box_w <= 1 + 1e-9).all()
+
+
+@hypothesis_settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300), low=st.floats(0.01, 1.0), span=st.floats(0, 1),
+       ratio_low=st.floats(0.1, 3.0), ratio_span=st.floats(0, 5), seed=st.integers(0, 2**32))
+def test_crop_boxes_always_lie_inside_the_image(height, width, low, span, ratio_low, ratio_span, seed):
+    crop = ImageCrop(scale=(low, min(1.0, low + span)), ratio=(ratio_low, ratio_low + ratio_span))
+    boxes = sample_crop_boxes(5, height, width, crop, torch.Generator().manual_seed(seed))
+    top, left, box_h, box_w = boxes.unbind(1)
+    assert torch.isfinite(boxes).all() and (box_h > 0).all() and (box_w > 0).all()
     assert (top >= 0).all() and (left >= 0).all()
     assert (top + box_h <= 1 + 1e-9).all() and (left + box_w <= 1 + 1e-9).all()
 

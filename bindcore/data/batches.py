@@ -55,7 +55,8 @@ class Materialized:
         return self.tensor[torch.as_tensor(indices, dtype=torch.long)]
 
 
-#: Axes of the anchor's preprocessed images: open_clip's ``encode_image`` takes ``(B, 3, H, W)``.
+#: Axes of the anchor's preprocessed images when the image plugin declares none: open_clip's ``encode_image``
+#: takes ``(B, 3, H, W)``, a fixed contract of the anchor (not a guess from the tensor's rank).
 ANCHOR_IMAGE_AXES: Mapping[str, int] = {"height": -2, "width": -1}
 
 
@@ -223,10 +224,11 @@ class StepBatches(Dataset):
                 # Its own stream: switching crops on or off leaves the other augmentations' draws unchanged.
                 crop_rng = torch.Generator().manual_seed(_seed_of("image-crop", self.seed, global_step,
                                                                   self.rank) % 2**63)
-                h_axis, w_axis = _axis(images, ANCHOR_IMAGE_AXES, "height"), _axis(images, ANCHOR_IMAGE_AXES, "width")
+                image_axes = getattr(self.image_preprocessor, "augment_axes", None) or ANCHOR_IMAGE_AXES
+                h_axis, w_axis = _axis(images, image_axes, "height"), _axis(images, image_axes, "width")
                 boxes = sample_crop_boxes(len(images), images.shape[h_axis], images.shape[w_axis],
                                           settings.image_crop, crop_rng)
-                images = crop_resize(images, boxes, ANCHOR_IMAGE_AXES)
+                images = crop_resize(images, boxes, image_axes)
                 if aligned_crop_enabled(settings, axes):
                     inputs = crop_resize(inputs, boxes, axes)
                 batch["crop_boxes"] = boxes
