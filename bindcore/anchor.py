@@ -191,6 +191,11 @@ class FrozenAnchor(nn.Module):
         #: The open_clip model config this anchor was built from (needed to save it), when known.
         self.arch: dict[str, Any] | None = copy.deepcopy(dict(arch)) if arch is not None else None
         self.config = config
+        #: Run standard open_clip towers through the exact SDPA forward (``False``: always open_clip's own).
+        self.use_fast_path = True
+        #: Which forward the last call of each tower ran ("sdpa" or "open_clip"), and why it fell back.
+        self.last_path: dict[str, str] = {}
+        self.fallback_reason: dict[str, str | None] = {}
         super().train(False)
 
     # -- frozen behaviour ----------------------------------------------------------------------------
@@ -291,9 +296,27 @@ class FrozenAnchor(nn.Module):
         visual = self.model.visual
         images = images.to(device=self.device, dtype=self.dtype)
         if _has_split_vision(visual):
-            pooled, _ = visual._pool(visual.transformer(visual._embeds(images)))
-            return pooled
+            return self.pool_image_tokens(visual._embeds(images))
+        self._record_path("image", "visual is not open_clip's VisionTransformer")
         return visual(images)
+
+    @torch.no_grad()
+    def pool_image_tokens(self, tokens: Tensor) -> Tensor:
+        """Embedded image tokens (B, 1 + patches, width), after ``ln_pre`` → the image trunk → pooled features.
+
+        Runs the SDPA path when the tower is a standard open_clip ViT (see :attr:`last_path`), else open_clip's
+        own ``visual.transformer``; both give the same numbers. bind-vision's video path feeds its tokens here.
+        """
+        visual = self.model.visual
+        blocker = image_fast_path_blocker(visual) if self.use_fast_path else "fast path switched off"
+        self._record_path("image", blocker)
+        if blocker is None:
+            # With token pooling only the class token of the last block is read.
+            x = _sdpa_blocks(visual.transformer, tokens, causal=False, first_token_only=visual.pool_type == "tok")
+        else:
+            x = visual.transformer(tokens)
+        pooled, _ = visual._pool(x)
+        return pooled
 
     @torch.no_grad()
     def project_image(self, features: Tensor, normalize: bool = True) -> Tensor:
@@ -307,6 +330,10 @@ class FrozenAnchor(nn.Module):
         """Pooled text-trunk features (at the EOT token) before the tower's projection."""
         model = self.model
         token_ids = token_ids.to(self.device)
+        blocker = text_fast_path_blocker(model, token_ids.shape[1]) if self.use_fast_path else "fast path switched off"
+        self._record_path("text", blocker)
+        if blocker is None:
+            return self._text_features_sdpa(token_ids)
         if not _has_split_text(model):
             return model.encode_text(token_ids)
         from open_clip.transformer import text_global_pool
@@ -320,6 +347,26 @@ class FrozenAnchor(nn.Module):
         x = model.transformer(x, attn_mask=mask)
         x = model.ln_final(x)
         return text_global_pool(x, token_ids, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+
+    def _text_features_sdpa(self, token_ids: Tensor) -> Tensor:
+        model = self.model
+        if model.text_pool_type == "argmax":  # the first highest id: CLIP's EOT, the last id of its vocabulary
+            pool_at = token_ids.argmax(dim=-1)
+        else:
+            pool_at = (token_ids == model.text_eos_id).int().argmax(dim=-1)
+        # Under a causal mask no position sees a later one, so everything after the batch's last pooled
+        # position cannot change the result: cut it off (typical captions use ~15 of 77 positions).
+        length = int(pool_at.max()) + 1
+        cast_dtype = model.transformer.get_cast_dtype()
+        x = model.token_embedding(token_ids[:, :length]).to(cast_dtype)
+        x = x + model.positional_embedding[:length].to(cast_dtype)
+        x = _sdpa_blocks(model.transformer, x, causal=True)
+        # ln_final is per token, so pooling first is exact and normalises B rows instead of B × length.
+        return model.ln_final(x[torch.arange(x.shape[0], device=x.device), pool_at])
+
+    def _record_path(self, tower: str, blocker: str | None) -> None:
+        self.last_path[tower] = SDPA_PATH if blocker is None else OPEN_CLIP_PATH
+        self.fallback_reason[tower] = blocker
 
     @torch.no_grad()
     def project_text(self, features: Tensor, normalize: bool = True) -> Tensor:
@@ -353,6 +400,100 @@ def _has_split_text(model: nn.Module) -> bool:
     from open_clip import CLIP
 
     return isinstance(model, CLIP)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Fast exact forward of open_clip's standard towers
+# ------------------------------------------------------------------------------------------------------
+# open_clip's blocks run ``nn.MultiheadAttention``: with a causal mask (text) PyTorch leaves its fast path,
+# transposes the batch and runs the packed in-projection as a broadcast bmm; without a mask (images) the fast
+# path materialises the softmax. The loop below runs the *same* parameters through packed ``F.linear`` +
+# ``F.scaled_dot_product_attention`` (flash kernel, ``is_causal`` instead of a mask), batch-first throughout.
+# It covers only blocks whose maths it reproduces exactly; anything else returns a reason and the caller
+# falls back to open_clip's own forward.
+SDPA_PATH = "sdpa"
+OPEN_CLIP_PATH = "open_clip"
+
+
+def _blocks_unsupported(transformer: nn.Module) -> str | None:
+    """Why ``transformer``'s blocks cannot run through :func:`_sdpa_blocks` (None: they can)."""
+    from open_clip.transformer import ResidualAttentionBlock, Transformer
+
+    if type(transformer) is not Transformer:
+        return f"transformer is {type(transformer).__name__}, not open_clip's Transformer"
+    for index, block in enumerate(transformer.resblocks):
+        if type(block) is not ResidualAttentionBlock:  # e.g. CustomResidualAttentionBlock: qk-norm, scaled cosine
+            return f"block {index} is {type(block).__name__}"
+        if hasattr(block, "ln_1_kv"):
+            return f"block {index} is a cross-attention block"
+        attn = block.attn
+        if (type(attn) is not nn.MultiheadAttention or not attn._qkv_same_embed_dim or attn.in_proj_weight is None
+                or attn.bias_k is not None or attn.add_zero_attn):
+            return f"block {index} has a non-standard attention (separate q/k/v weights, bias_kv or zero_attn)"
+    return None
+
+
+def _sdpa_blocks(transformer: nn.Module, x: Tensor, *, causal: bool, first_token_only: bool = False) -> Tensor:
+    """open_clip ``ResidualAttentionBlock`` stack on batch-first ``x`` (B, L, D), computed with SDPA.
+
+    ``first_token_only``: the caller reads only token 0 of the output, so the last block computes its
+    query, attention output and MLP for that row alone (keys/values still come from every token): exact.
+    """
+    blocks = transformer.resblocks
+    for index, block in enumerate(blocks):
+        attn = block.attn
+        batch, length, dim = x.shape
+        heads = attn.num_heads
+        h = block.ln_1(x)
+        if first_token_only and index == len(blocks) - 1 and not causal:
+            bias = attn.in_proj_bias
+            q = F.linear(h[:, :1], attn.in_proj_weight[:dim], None if bias is None else bias[:dim])
+            k, v = F.linear(h, attn.in_proj_weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
+            x = x[:, :1]
+        else:
+            q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        rows = q.shape[1]
+        q = q.reshape(batch, rows, heads, -1).transpose(1, 2)
+        k = k.reshape(batch, length, heads, -1).transpose(1, 2)
+        v = v.reshape(batch, length, heads, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        x = x + block.ls_1(attn.out_proj(out.transpose(1, 2).reshape(batch, rows, dim)))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x
+
+
+def _is_causal_mask(mask: Tensor, length: int) -> bool:
+    mask = mask[:length, :length]
+    if mask.dtype == torch.bool:
+        return torch.equal(mask.cpu(), torch.ones(length, length, dtype=torch.bool).triu(1))
+    return torch.equal(mask.float().cpu(), torch.full((length, length), float("-inf")).triu(1))
+
+
+def text_fast_path_blocker(model: nn.Module, length: int) -> str | None:
+    """Why the SDPA text path cannot run ``model``'s text tower on ``length`` tokens (None: it can)."""
+    if not _has_split_text(model):
+        return f"{type(model).__name__} is not open_clip's CLIP (its text tower pools and projects in one step)"
+    pool = getattr(model, "text_pool_type", None)
+    if pool not in ("argmax", "eos"):
+        return f"text_pool_type {pool!r} (only 'argmax' and 'eos' pool one token per text)"
+    if pool == "eos" and getattr(model, "text_eos_id", None) is None:
+        return "text_pool_type 'eos' without text_eos_id"
+    if getattr(model, "attn_mask", None) is None:
+        return "no causal attention mask (a bidirectional text tower)"
+    if not _is_causal_mask(model.attn_mask, length):
+        return "attn_mask is not the plain causal mask"
+    return _blocks_unsupported(model.transformer)
+
+
+def image_fast_path_blocker(visual: nn.Module) -> str | None:
+    """Why the SDPA image path cannot run ``visual`` (None: it can)."""
+    if not _has_split_vision(visual):
+        return f"visual is {type(visual).__name__} (not open_clip's VisionTransformer, or it outputs tokens)"
+    if getattr(visual, "attn_pool", None) is not None:
+        return "attentional pooler"
+    if visual.pool_type not in ("tok", "avg"):
+        return f"pool_type {visual.pool_type!r}"
+    return _blocks_unsupported(visual.transformer)
 
 
 def freeze(model: nn.Module, *, arch: Mapping[str, Any] | None = None,

@@ -254,7 +254,7 @@ class VideoModality(AnchorTowerModality):
         cls = visual.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
         tokens = torch.cat([cls, tokens], dim=1) + visual.positional_embedding.to(tokens.dtype)
         tokens = visual.ln_pre(visual.patch_dropout(tokens))
-        pooled, _ = visual._pool(visual.transformer(tokens))
+        pooled = self.anchor.pool_image_tokens(tokens)  # the anchor's trunk (its exact SDPA path where it has one)
         return pooled.reshape(*lead, -1)
 
     def project(self, h: Tensor) -> Tensor:
