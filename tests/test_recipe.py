@@ -65,6 +65,20 @@ def test_missing_manifest_reported_before_work(stubs, tmp_path):
     assert load_recipe(path, check_files=False).modalities["toya"].data.kind == "manifest"
 
 
+def test_unset_environment_variable_in_a_path_is_named(stubs, tmp_path, monkeypatch):
+    monkeypatch.delenv("BINDCORE_TEST_DATA", raising=False)
+    raw = tiny_recipe()
+    raw["modalities"]["toya"]["data"] = {"kind": "manifest", "manifest": "${BINDCORE_TEST_DATA}/pairs.jsonl"}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"modalities\.toya\.data\.manifest: .*BINDCORE_TEST_DATA, which is not set"):
+        load_recipe(path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "pairs.jsonl").write_text("")
+    monkeypatch.setenv("BINDCORE_TEST_DATA", str(tmp_path / "data"))
+    assert load_recipe(path).modalities["toya"].data.kind == "manifest"
+
+
 def test_anchor_modalities_cannot_be_bound(stubs):
     raw = tiny_recipe()
     raw["modalities"]["vision"] = {}

@@ -29,4 +29,11 @@ def register(cli: click.Group) -> None:
         for name, cache in caches.items():
             click.echo(f"{name}: {cache.path} ({len(cache)} × {cache.array.shape[1]})")
         if not validated.anchor.cache_embeddings:
-            click.echo("note: set anchor.cache_embeddings: true in the recipe so training reads these caches")
+            cropped = sorted(name for name, block in validated.modalities.items()
+                             if block.train.augmentation.image_crop is not None)
+            if cropped:
+                click.echo("note: training will not read these caches: image_crop augments the images of "
+                           f"{', '.join(cropped)}, and the caches hold un-augmented images; remove image_crop "
+                           "and set anchor.cache_embeddings: true to use them")
+            else:
+                click.echo("note: set anchor.cache_embeddings: true in the recipe so training reads these caches")

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -264,10 +265,7 @@ class ValidatedRecipe(BaseModel):
 
     def resolve(self, path: str) -> Path:
         """A recipe path relative to the recipe file (environment variables and ``~`` expanded)."""
-        expanded = Path(os.path.expanduser(os.path.expandvars(path)))
-        if expanded.is_absolute() or self.source is None:
-            return expanded
-        return self.source.parent / expanded
+        return _resolve(self.source, path)
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -277,6 +275,14 @@ def _validate(model: type[BaseModel], values: Any, prefix: str, problems: list[s
     except ValidationError as error:
         problems.extend(format_validation_error(model, error, prefix).splitlines())
         return None
+
+
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def unset_variables(path: str) -> list[str]:
+    """Environment variables ``path`` refers to that are not set (``os.path.expandvars`` leaves them as is)."""
+    return [a or b for a, b in _ENV_VAR.findall(path) if (a or b) not in os.environ]
 
 
 def _resolve(source: Path | None, path: str) -> Path:
@@ -291,7 +297,12 @@ def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: 
     for name, block in modalities.items():
         if block.data.kind == "manifest" and block.data.manifest:
             path = _resolve(source, block.data.manifest)
-            if not path.is_file():
+            unset = unset_variables(block.data.manifest)
+            if unset:
+                problems.append(f"modalities.{name}.data.manifest: {block.data.manifest} uses the environment "
+                                f"variable {', '.join(unset)}, which is not set (export it, e.g. "
+                                f"{unset[0]}=/path/to/data)")
+            elif not path.is_file():
                 problems.append(f"modalities.{name}.data.manifest: file not found: {path} "
                                 f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
         if block.data.kind == "webdataset" and block.data.shards:
