@@ -9,6 +9,7 @@ symmetric Hann window → zero-pad to a power of two → ``|rfft|^2`` → triang
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -47,76 +48,145 @@ def hann_window(length: int) -> Tensor:
     return torch.hann_window(length, periodic=False, dtype=torch.float32)
 
 
+@lru_cache(maxsize=16)
+def _hann_first(length: int) -> float:
+    return float(hann_window(length)[0])
+
+
 def num_frames(num_samples: int, window: int, shift: int) -> int:
     """Frames Kaldi's ``snip_edges=True`` framing yields (0 when shorter than one window)."""
     return 0 if num_samples < window else 1 + (num_samples - window) // shift
 
 
-CHUNK_FRAMES = 640  # frames per batch (3 clips of 2 s): small enough to stay in cache, large enough to batch
+CHUNK_FRAMES = 640  # most frames per FFT/matmul pass (3 clips of 2 s): the FFT buffer stays in cache
+MIN_MATMUL_FRAMES = 16  # see log_mel_frames
+MEL_BAND_GROUPS = 8  # mel filters are multiplied in this many groups, each over its own band of FFT bins
+
+
+@lru_cache(maxsize=16)
+def mel_bands(num_bins: int, fft_size: int, sample_rate: int, low_freq: float,
+              high_freq: float) -> tuple[tuple[int, int, int, int, Tensor], ...]:
+    """The mel bank split into groups of adjacent filters, each with the FFT bins it touches:
+    ``(first_filter, stop_filter, first_col, stop_col, weights)`` where columns index the interleaved
+    ``(re², im²)`` power layout (``2 * bin`` and ``2 * bin + 1``) and ``weights`` is ``(filters, cols)``.
+
+    The bank has ~2 non-zeros per FFT bin (504 of 32 896 at 128 bins / 512-point FFT), so multiplying each
+    group over its own band does a fraction of the dense matmul's work; interleaving the bank lets the
+    matmul add re² + im² itself (no separate pass to form |X|²).
+    """
+    bank = mel_filterbank(num_bins, fft_size, sample_rate, low_freq, high_freq)  # (bins, num_bins)
+    interleaved = bank.repeat_interleave(2, dim=0)
+    groups = []
+    for members in np.array_split(np.arange(num_bins), min(MEL_BAND_GROUPS, num_bins)):
+        first, stop = int(members[0]), int(members[-1]) + 1
+        used = (bank[:, first:stop] != 0).any(dim=1).nonzero().flatten()
+        lo, hi = (2 * int(used[0]), 2 * int(used[-1]) + 2) if len(used) else (0, 0)
+        groups.append((first, stop, lo, hi, interleaved[lo:hi, first:stop].T.contiguous()))
+    return tuple(groups)
+
+
+def _frame_means(signal: Tensor, window: int, shift: int, count: int) -> Tensor:
+    """Mean of each of the first ``count`` frames ``signal[g shift: g shift + window]``."""
+    block = math.gcd(window, shift)
+    if block >= 8:  # sum blocks of gcd(window, shift) samples once, then each frame adds window / gcd blocks
+        used = signal[: (count - 1) * shift + window]
+        sums = used.reshape(-1, block).sum(dim=1).unfold(0, window // block, shift // block).sum(dim=1)
+        return sums.div_(window)
+    return F.avg_pool1d(signal[None, None], window, shift)[0, 0, :count]
+
+
+def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int, shift: int, fft_size: int,
+                   num_bins: int, low_freq: float, high_freq: float, preemphasis: float,
+                   normalise: tuple[float, float] | None = None) -> Tensor:
+    """Log-mel energies ``(num_bins, count)`` (mel-major, the images' layout) of the frames
+    ``signal[g shift: g shift + window]``, ``g < count`` (possibly a view with padded rows).
+
+    ``signal`` is 1-D float32 and should be roughly zero-mean (a large DC offset costs float32 precision in
+    the pre-emphasis; it changes nothing else, as every frame loses its own mean). Kaldi removes each frame's
+    mean ``m`` and then pre-emphasises; both are linear, so a frame equals ``p - (1 - a) m`` where ``p`` is the
+    pre-emphasis of the *whole signal* cut into frames afterwards (its first sample being ``(1 - a) x[start]``,
+    which the Hann window zeroes anyway). So the per-sample work is done once per signal, not once per
+    overlapping frame; the windowed frames are written straight into a zero-padded FFT buffer, and FFT,
+    |X|² and the banded mel matmul run over cache-sized chunks.
+    """
+    if count == 0:
+        return torch.empty(num_bins, 0)
+    taper, taper_first = hann_window(window), _hann_first(window)
+    # Two exactly rounded ops, not one ``sub(alpha=)``: its vector path may fuse multiply-add and its scalar
+    # tail does not, and a sample's value must not depend on where it lands in the batch.
+    emphasised = torch.empty_like(signal)
+    torch.sub(signal[1:], torch.mul(signal[:-1], preemphasis), out=emphasised[1:])
+    emphasised[:1] = (1.0 - preemphasis) * signal[:1]
+    frames = emphasised.unfold(0, window, shift)  # (>= count, window), no copy
+    means = _frame_means(signal, window, shift, count)
+    bands = mel_bands(num_bins, fft_size, sample_rate, low_freq, high_freq)
+    # Equal chunks of at least MIN_MATMUL_FRAMES rows (BLAS takes other code paths for a handful of columns,
+    # which round differently: a frame's value must not depend on the batch around it).
+    chunk = max(-(-count // -(-count // CHUNK_FRAMES)), MIN_MATMUL_FRAMES)
+    padded = torch.empty(chunk, fft_size)
+    padded[:, window:] = 0.0  # the FFT's zero padding, written once
+    padded[count:] = 0.0  # rows past the last frame (only when count < MIN_MATMUL_FRAMES)
+    # The log runs on a contiguous buffer whose size is a multiple of 64, so every value takes the SIMD path
+    # (a scalar remainder loop may round differently).
+    mel = torch.empty(num_bins, -(-chunk // 64) * 64)
+    mel[:, chunk:] = 1.0
+    out = torch.empty(num_bins, count) if count > chunk else mel[:, :count]  # one chunk: no copy
+    for first in range(0, count, chunk):
+        n = min(chunk, count - first)
+        head = padded[:n, :window]
+        torch.mul(frames[first: first + n], taper, out=head)
+        if taper_first != 0.0:  # a frame's first sample is (1 - a) x[start], not x[start] - a x[start - 1]
+            head[:, 0] = signal[first * shift:: shift][:n] * ((1.0 - preemphasis) * taper_first)
+        head.addr_(means[first: first + n], taper, alpha=-(1.0 - preemphasis))  # per-frame mean, windowed
+        # |X|² in place as interleaved re², im² (the interleaved bank adds the pairs in the matmul); rows past
+        # ``n`` in the last chunk hold earlier frames and are computed and dropped
+        power = torch.view_as_real(torch.fft.rfft(padded)).square_().view(chunk, -1)
+        for first_filter, stop_filter, lo, hi, weights in bands:
+            if hi > lo:
+                torch.matmul(weights, power[:, lo:hi].T, out=mel[first_filter:stop_filter, :chunk])
+            else:
+                mel[first_filter:stop_filter] = 0.0
+        mel.clamp_min_(LOG_FLOOR).log_()
+        if normalise is not None:
+            mel.sub_(normalise[0]).div_(normalise[1])
+        if count > chunk:
+            out[:, first: first + n] = mel[:, :n]
+    return out
+
+
+def pack_runs(runs: list[Tensor], window: int, shift: int) -> tuple[Tensor, list[int], int]:
+    """Lay 1-D signals ("runs") end to end, each starting at a multiple of ``shift`` and centred on its mean,
+    so that one framing of the packed signal contains every run's frames: run ``r``'s frame ``f`` is packed
+    frame ``first[r] + f``. Returns ``(packed, first, count)``; frames straddling two runs are computed
+    and ignored (at most ``ceil(window / shift) - 1`` per run). Zero-length gaps are filled with zeros."""
+    lengths = [int(run.shape[-1]) for run in runs]
+    positions, total = [], 0
+    for length in lengths:
+        positions.append(total)
+        total += -(-length // shift) * shift if length >= window else 0
+    packed = torch.empty(max(total, window))
+    for run, length, position in zip(runs, lengths, positions, strict=True):
+        if length >= window:
+            torch.sub(run, run.mean(), out=packed[position: position + length])
+            packed[position + length: position + -(-length // shift) * shift] = 0.0
+    packed[total:] = 0.0
+    count = num_frames(total, window, shift) if total else 0
+    return packed, [p // shift for p in positions], count
 
 
 def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int, fft_size: int, num_bins: int,
             low_freq: float, high_freq: float, preemphasis: float,
             normalise: tuple[float, float] | None = None) -> list[Tensor]:
-    """1-D float32 signals → each signal's log-mel energies ``(num_bins, frames_i)`` (mel-major, the layout
-    of the spectrogram images; 0 frames when shorter than one window), optionally normalised as
-    ``(x - mean) / std`` with ``normalise=(mean, std)``.
-
-    Kaldi removes each frame's mean ``m`` and then pre-emphasises; both are linear, so a frame equals
-    ``p - (1 - a) m`` where ``p`` is the pre-emphasis of the *whole signal* cut into frames afterwards (its
-    first sample being ``(1 - a) x[start]``, which the Hann window zeroes anyway). That does the per-sample
-    work once per signal instead of once per overlapping frame; signals of equal length (the clips of a
-    batch) are processed as one 2-D tensor, the windowed frames are written straight into a zero-padded
-    FFT buffer, and FFT + mel matmul run over cache-sized batches.
-    """
-    counts = [num_frames(s.shape[-1], window, shift) for s in signals]
-    by_length: dict[int, list[int]] = {}
-    for index, signal in enumerate(signals):
-        if counts[index]:
-            by_length.setdefault(signal.shape[-1], []).append(index)
-    bank_t = mel_filterbank(num_bins, fft_size, sample_rate, low_freq, high_freq).T
-    result = [torch.empty(num_bins, 0)] * len(signals)
-    # Batches of equal-length signals with about CHUNK_FRAMES frames, so every pass over the frame buffer
-    # stays in cache (one huge buffer for a whole batch of files is several times slower).
-    for members in by_length.values():
-        count = counts[members[0]]
-        per_batch = max(1, CHUNK_FRAMES // count)
-        for first in range(0, len(members), per_batch):
-            batch = members[first: first + per_batch]
-            energies = _log_mel_batch(torch.stack([signals[i] for i in batch]), count, bank_t, window=window,
-                                      shift=shift, fft_size=fft_size, preemphasis=preemphasis, normalise=normalise)
-            for offset, index in enumerate(batch):
-                result[index] = energies[offset]
-    return result
+    """1-D float32 signals → each signal's log-mel energies ``(num_bins, frames_i)`` (mel-major views, the
+    layout of the spectrogram images; 0 frames when shorter than one window), optionally normalised as
+    ``(x - mean) / std`` with ``normalise=(mean, std)``. All signals go through one packed pass."""
+    packed, first, count = pack_runs(signals, window, shift)
+    energies = log_mel_frames(packed, count, sample_rate=sample_rate, window=window, shift=shift,
+                              fft_size=fft_size, num_bins=num_bins, low_freq=low_freq, high_freq=high_freq,
+                              preemphasis=preemphasis, normalise=normalise)
+    return [energies[:, row: row + num_frames(signal.shape[-1], window, shift)]
+            for row, signal in zip(first, signals, strict=True)]
 
 
-def _log_mel_batch(signals: Tensor, count: int, bank_t: Tensor, *, window: int, shift: int, fft_size: int,
-                   preemphasis: float, normalise: tuple[float, float] | None) -> Tensor:
-    """Equal-length signals ``(B, L)`` with ``count`` frames each → log-mel energies ``(B, num_bins, count)``."""
-    batch = signals.shape[0]
-    taper = hann_window(window)
-    # Removing each signal's mean first changes nothing (every frame loses its own mean below) but keeps a
-    # large DC offset out of the float32 pre-emphasis.
-    centred = signals.sub_(signals.mean(dim=1, keepdim=True))  # ``signals`` is a fresh stack: reuse it
-    emphasised = torch.empty_like(centred)
-    torch.sub(centred[:, 1:], centred[:, :-1], alpha=preemphasis, out=emphasised[:, 1:])
-    emphasised[:, 0] = (1.0 - preemphasis) * centred[:, 0]
-    padded = torch.empty(batch, count, fft_size)
-    padded[:, :, window:] = 0.0  # the FFT's zero padding, written once instead of copied by rfft(n=...)
-    frames = padded[:, :, :window]
-    torch.mul(emphasised.unfold(1, window, shift)[:, :count], taper, out=frames)
-    if taper[0] != 0:  # a frame's first sample is (1 - a) x[start], not x[start] - a x[start - 1]
-        frames[:, :, 0] = (1.0 - preemphasis) * centred[:, : count * shift: shift] * taper[0]
-    means = F.avg_pool1d(centred[:, None], window, shift)[:, 0, :count].reshape(-1)
-    rows = padded.view(batch * count, fft_size)[:, :window]
-    rows.addr_(means, taper, alpha=-(1.0 - preemphasis))  # the per-frame mean removal, windowed
-    spectrum = torch.fft.rfft(padded.view(batch * count, fft_size))
-    power = spectrum.real.square().addcmul_(spectrum.imag, spectrum.imag)  # |X|^2 without the slow complex abs
-    energies = torch.matmul(bank_t, power.view(batch, count, -1).transpose(1, 2))  # (B, num_bins, count)
-    energies.clamp_min_(LOG_FLOOR).log_()
-    if normalise is not None:
-        energies.sub_(normalise[0]).div_(normalise[1])
-    return energies
-
-
-__all__ = ["LOG_FLOOR", "hann_window", "log_mel", "mel_filterbank", "mel_scale", "num_frames"]
+__all__ = ["LOG_FLOOR", "hann_window", "log_mel", "log_mel_frames", "mel_bands", "mel_filterbank", "mel_scale",
+           "num_frames", "pack_runs"]

@@ -3,9 +3,10 @@
 Per input: resampled length ``L = ceil(frames * rate / input_rate)``; ``clips_per_item`` windows of
 ``clip_duration`` placed evenly over it (ImageBind's pinned pytorchvideo sampler, see
 :func:`clip_windows`); only the input frames those windows need are read and resampled (overlapping
-windows are merged, so a short file is read and resampled once). Each clip is processed on its own
-copy (the reference's in-place mean leaks between overlapping clips; we do not reproduce that), then the
-clips of all inputs go through the Kaldi filterbank together (:func:`bind_audio.fbank.log_mel`).
+windows are merged, so a short file is read and resampled once). Clips on a common frame grid share
+their frames (:func:`load_runs`; the reference's in-place mean, which leaks between overlapping clips, is
+not reproduced), then the frames of all inputs go through the Kaldi filterbank in one packed pass
+(:func:`bind_audio.fbank.log_mel_frames`) and are cut/padded into the clip images.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 from bind_audio.config import AudioConfig
-from bind_audio.fbank import log_mel
+from bind_audio.fbank import log_mel_frames, num_frames, pack_runs
 from bind_audio.inputs import AudioSource, open_source
 from bind_audio.resample import input_range, resample_range, resampled_length
 from bindcore import InputError
@@ -55,61 +56,125 @@ def _merge(windows: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in merged]
 
 
-def load_clips(source: AudioSource, config: AudioConfig) -> list[Tensor]:
-    """The ``clips_per_item`` mono clips of one input at ``config.sample_rate`` (float32, unnormalised)."""
+ClipFrames = tuple[int, int, int]  # (run index, first frame of the clip within the run, frames of the clip)
+
+
+def load_runs(source: AudioSource, config: AudioConfig) -> tuple[list[Tensor], list[ClipFrames]]:
+    """The mono signal pieces ("runs", float32 at ``config.sample_rate``) whose analysis frames cover the
+    ``clips_per_item`` clips of one input, and where each clip's frames are in them.
+
+    A frame's log-mel depends only on the samples under it (Kaldi removes each frame's own mean, and the
+    Hann window zeroes the one sample pre-emphasis would take from before the frame), not on which clip it
+    belongs to or on that clip's mean. So clips whose frames fall on the same sample grid share them: equal
+    clips (inputs no longer than a clip) are computed once, overlapping clips on a common grid as the
+    union of their frames. The reference's in-place clip mean, which leaks between overlapping clips, is
+    not reproduced (see the README).
+    """
     rate, target = source.sample_rate, config.sample_rate
+    window, shift = config.window_samples, config.shift_samples
     length = resampled_length(source.num_frames, rate, target)
-    if length < config.window_samples:
+    if length < window:
         raise InputError(source.item, f"audio is too short: {source.num_frames} frames at {rate} Hz, less than one "
                          f"{config.frame_length_ms:g} ms analysis window", fix="pass a longer recording")
     windows = clip_windows(length, target, config.clip_duration, config.clips_per_item)
-    segments: dict[tuple[int, int], Tensor] = {}
-    for seg_start, seg_stop in _merge(windows, gap=config.window_samples):
+    runs: list[Tensor] = []
+    placements: list[ClipFrames | None] = [None] * len(windows)
+    segments = _merge(windows, gap=window)
+    needs = []
+    for seg_start, seg_stop in segments:
         lo, hi = input_range(seg_start, seg_stop, rate, target, config.resample_lowpass_width, config.resample_rolloff)
-        lo, hi = max(lo, 0), min(hi, source.num_frames)
-        mono = source.read_mono(lo, hi, config.channel)
+        needs.append((max(lo, 0), min(hi, source.num_frames)))
+    # One read when the segments' input ranges are close together (each read has a fixed cost); separate
+    # reads when they are far apart, so that a long file is never decoded whole.
+    span_lo, span_hi = needs[0][0], max(hi for _, hi in needs)
+    block = (span_lo, source.read_mono(span_lo, span_hi, config.channel)) \
+        if span_hi - span_lo <= 2 * sum(hi - lo for lo, hi in needs) else None
+    for (seg_start, seg_stop), (lo, hi) in zip(segments, needs, strict=True):
+        mono = block[1][lo - block[0]: hi - block[0]] if block else source.read_mono(lo, hi, config.channel)
         if not np.isfinite(mono).all():
             bad = int(np.flatnonzero(~np.isfinite(mono))[0])
             raise InputError(source.item, f"sample {lo + bad} is {mono[bad]!r}",
                              fix="remove NaN/Inf samples before embedding")
-        mono = torch.from_numpy(mono)
-        segments[(seg_start, seg_stop)] = resample_range(
-            mono, lo, source.num_frames, seg_start, seg_stop, rate, target,
-            config.resample_lowpass_width, config.resample_rolloff)
-    clips = []
-    for start, stop in windows:
-        seg_start, segment = next((a, seg) for (a, b), seg in segments.items() if a <= start and stop <= b)
-        clip = segment[start - seg_start: stop - seg_start]
-        clips.append(clip - clip.mean())  # a copy per clip: no leakage between overlapping clips
-    return clips
+        segment = resample_range(torch.from_numpy(mono), lo, source.num_frames, seg_start, seg_stop, rate, target,
+                                 config.resample_lowpass_width, config.resample_rolloff)
+        # Clips of this segment by frame grid (start mod shift); on one grid, union their frame ranges.
+        grids: dict[int, list[tuple[int, int, int]]] = {}
+        for index, (start, stop) in enumerate(windows):
+            if seg_start <= start and stop <= seg_stop:
+                offset = start - seg_start
+                grids.setdefault(offset % shift, []).append((offset // shift, num_frames(stop - start, window, shift),
+                                                            index))
+        for phase, members in grids.items():
+            members.sort()
+            bridge = -(-window // shift)  # computing a short gap's frames costs no more than a new run
+            merged: list[list[Any]] = []
+            for first_frame, count, index in members:
+                if merged and first_frame <= merged[-1][1] + bridge:
+                    merged[-1][1] = max(merged[-1][1], first_frame + count)
+                    merged[-1][2].append((first_frame, count, index))
+                else:
+                    merged.append([first_frame, first_frame + count, [(first_frame, count, index)]])
+            for run_first, run_stop, clips in merged:
+                if run_stop > run_first:
+                    begin = phase + run_first * shift
+                    runs.append(segment[begin: begin + (run_stop - run_first - 1) * shift + window])
+                for first_frame, count, index in clips:
+                    placements[index] = (len(runs) - 1, first_frame - run_first, count)
+    return runs, [p if p is not None else (0, 0, 0) for p in placements]
+
+
+GROUP_FRAMES = 2048  # frames of consecutive inputs processed together: big passes, cache-sized buffers
+
+
+def _images_into(out: Tensor, runs: list[Tensor], placements: list[ClipFrames], config: AudioConfig) -> None:
+    """Runs + each clip's frames in them → normalised log-mel images written to ``out`` ``(clips, F, T)``."""
+    window, shift = config.window_samples, config.shift_samples
+    packed, first_rows, count = pack_runs(runs, window, shift)
+    energies = log_mel_frames(packed, count, sample_rate=config.sample_rate, window=window, shift=shift,
+                              fft_size=config.fft_size, num_bins=config.num_mel_bins, low_freq=config.low_freq,
+                              high_freq=config.mel_high_freq, preemphasis=config.preemphasis,
+                              normalise=(config.mean, config.std))
+    pad = float((np.float32(config.pad_value) - np.float32(config.mean)) / np.float32(config.std))  # as float32
+    for index, (run, offset, frames) in enumerate(placements):
+        keep = min(frames, config.target_length)  # cut long clips, right-pad short ones
+        if keep:
+            row = first_rows[run] + offset
+            out[index, :, :keep] = energies[:, row: row + keep]
+        out[index, :, keep:] = pad
 
 
 def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
     """Mono clips → normalised log-mel images ``(len(clips), 1, num_mel_bins, target_length)``, batched."""
-    features = log_mel(clips, sample_rate=config.sample_rate, window=config.window_samples,
-                       shift=config.shift_samples, fft_size=config.fft_size, num_bins=config.num_mel_bins,
-                       low_freq=config.low_freq, high_freq=config.mel_high_freq, preemphasis=config.preemphasis,
-                       normalise=(config.mean, config.std))
-    pad = float(torch.tensor(config.pad_value).sub(config.mean).div(config.std))  # float32, as the reference
-    out = torch.empty(len(clips), config.num_mel_bins, config.target_length)
-    for index, clip_features in enumerate(features):
-        keep = min(clip_features.shape[1], config.target_length)  # cut long clips, right-pad short ones
-        out[index, :, :keep] = clip_features[:, :keep]
-        out[index, :, keep:] = pad
+    placements = [(index, 0, num_frames(clip.shape[-1], config.window_samples, config.shift_samples))
+                  for index, clip in enumerate(clips)]
+    out = torch.empty(len(clips), *config.input_size)
+    _images_into(out, list(clips), placements, config)
     return out.unsqueeze(1)
 
 
 def preprocess(inputs: Sequence[Any], config: AudioConfig) -> Tensor:
-    """Raw inputs (paths, :class:`~bind_audio.AudioArray`, ``(samples, rate)`` tuples) → ``(N, clips, 1, F, T)``."""
+    """Raw inputs (paths, :class:`~bind_audio.AudioArray`, ``(samples, rate)`` tuples) → ``(N, clips, 1, F, T)``.
+
+    Inputs are processed in groups of about ``GROUP_FRAMES`` analysis frames, straight into the output, so
+    temporary memory stays bounded however many inputs are passed.
+    """
     if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
         raise InputError(inputs, "preprocess takes a sequence of inputs", fix="wrap a single input in a list")
-    clips: list[Tensor] = []
-    for item in inputs:
+    clips = config.clips_per_item
+    images = torch.empty(len(inputs), clips, 1, *config.input_size)
+    flat = images.view(len(inputs) * clips, *config.input_size)
+    runs: list[Tensor] = []
+    placements: list[ClipFrames] = []
+    group_start = group_frames = 0
+    for position, item in enumerate(inputs):
         with open_source(item) as source:
-            clips.extend(load_clips(source, config))
-    if not clips:
-        return torch.zeros(0, config.clips_per_item, 1, *config.input_size)
-    images = spectrograms(clips, config).reshape(len(inputs), config.clips_per_item, 1, *config.input_size)
+            item_runs, item_placements = load_runs(source, config)
+        placements.extend((len(runs) + run, offset, count) for run, offset, count in item_placements)
+        runs.extend(item_runs)
+        group_frames += sum(num_frames(run.shape[-1], config.window_samples, config.shift_samples) for run in item_runs)
+        if group_frames >= GROUP_FRAMES or position == len(inputs) - 1:
+            _images_into(flat[group_start * clips: (position + 1) * clips], runs, placements, config)
+            runs, placements, group_start, group_frames = [], [], position + 1, 0
     if torch.isfinite(images.sum()):  # one cheap reduction; any Inf/NaN cell would make the sum non-finite
         return images
     finite = torch.isfinite(images).flatten(1).all(dim=1)

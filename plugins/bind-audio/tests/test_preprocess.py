@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 from bind_audio import AudioArray, AudioConfig, AudioModality
-from bind_audio.fbank import log_mel
-from bind_audio.preprocess import clip_windows, preprocess
+from bind_audio import preprocess as preprocess_module
+from bind_audio.fbank import log_mel, mel_bands, mel_filterbank
+from bind_audio.preprocess import clip_windows, preprocess, spectrograms
 from bind_audio.resample import input_range, resample_range, resampled_length
 
 from bindcore import ConfigError, InputError
@@ -99,6 +100,44 @@ def test_log_mel_matches_torchaudio_kaldi_fbank(tone):
     assert [g.shape for g in got] == [expected[0].T.shape, (128, 0), expected[1].T.shape]
     torch.testing.assert_close(got[0], expected[0].T, atol=5e-4, rtol=0)
     torch.testing.assert_close(got[2], expected[1].T, atol=5e-4, rtol=0)
+
+
+@pytest.mark.parametrize("seconds", [
+    0.5,    # shorter than a clip: three equal clips, computed once
+    2.0,    # exactly one clip long: three equal clips
+    5.0,    # clips overlap on a common frame grid (starts 0, 1.5, 3 s): union of their frames
+    2.61,   # clips overlap off the grid (start 0.305 s = 30.5 frames): separate runs
+    12.0,   # no overlap
+])
+def test_shared_frames_equal_clips_computed_one_by_one(seconds, tone):
+    config = AudioConfig()
+    wave = tone(seconds, 16000, freq=700.0)[0] + 0.2 * np.sin(np.arange(int(seconds * 16000)) * 0.003) + 0.1
+    ours = preprocess([AudioArray(wave, 16000)], config)[0]
+    windows = clip_windows(len(wave), 16000, config.clip_duration, config.clips_per_item)
+    one_by_one = spectrograms([torch.from_numpy(wave[a:b] - wave[a:b].mean()) for a, b in windows], config)
+    torch.testing.assert_close(ours, one_by_one, atol=2e-4, rtol=0)
+
+
+def test_grouping_inputs_does_not_change_results(monkeypatch, tone):
+    config = AudioConfig(sample_rate=8000, clips_per_item=2, num_mel_bins=32, target_length=100)
+    items = [AudioArray(tone(s, rate, freq=300.0 + 100 * i), rate)
+             for i, (s, rate) in enumerate([(0.3, 8000), (3.0, 16000), (1.2, 44100), (0.04, 8000), (2.5, 8000)])]
+    whole = preprocess(items, config)
+    monkeypatch.setattr(preprocess_module, "GROUP_FRAMES", 1)  # every input its own group
+    assert torch.equal(preprocess(items, config), whole)
+    for index, item in enumerate(items):
+        assert torch.equal(preprocess([item], config)[0], whole[index])
+
+
+@pytest.mark.parametrize(("bins", "fft", "rate"), [(128, 512, 16000), (24, 256, 8000), (40, 1024, 44100)])
+def test_mel_bands_reproduce_the_dense_bank(bins, fft, rate):
+    power = torch.rand(37, fft // 2 + 1, 2, generator=torch.Generator().manual_seed(0))
+    dense = (power[..., 0] + power[..., 1]) @ mel_filterbank(bins, fft, rate, 20.0, rate / 2)
+    banded = torch.zeros(37, bins)
+    flat = power.reshape(37, -1)
+    for first, stop, lo, hi, weights in mel_bands(bins, fft, rate, 20.0, rate / 2):
+        banded[:, first:stop] = flat[:, lo:hi] @ weights.T
+    torch.testing.assert_close(banded, dense, atol=1e-5, rtol=1e-5)
 
 
 def test_files_and_arrays_agree(write_wav, tone):
