@@ -141,3 +141,15 @@ def test_generated_plugin_installs_registers_and_passes_its_tests(tmp_path: Path
     plugins = {p["name"]: p for p in json.loads(listed.stdout)}
     assert plugins["bind-tactile"]["modalities"] == ["tactile"]
     assert plugins["bind-tactile"]["error"] is None
+
+
+def test_template_ships_inside_the_package():
+    """new-modality reads the template from inside the bindcore package, so a wheel install has it too."""
+    from pathlib import Path
+
+    import bindcore
+    from bindcore.commands.new_modality import default_template_dir
+
+    template = default_template_dir()
+    assert template.parent == Path(bindcore.__file__).resolve().parent
+    assert (template / "pyproject.toml").is_file() and (template / "bind_{{name}}" / "model.py").is_file()

@@ -25,8 +25,9 @@ SKIPPED = ("__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache")
 
 
 def default_template_dir() -> Path:
-    """``plugin_template/template`` of the bindcore checkout this package was installed from."""
-    return Path(__file__).resolve().parents[2] / "plugin_template" / "template"
+    """The template shipped inside the package (``bindcore/plugin_template``, in a checkout a link to
+    ``plugin_template/template``), so ``new-modality`` works from a wheel as well as from a clone."""
+    return Path(__file__).resolve().parents[1] / "plugin_template"
 
 
 def validate_name(name: str) -> str:
@@ -125,7 +126,7 @@ def register(cli: click.Group) -> None:
     @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                   show_default=True, help="Where to create bind-NAME/.")
     @click.option("--template", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Template directory (default: plugin_template/template of this bindcore checkout).")
+                  help="Template directory (default: the template shipped with bindcore, plugin_template/template).")
     def new_modality_command(name: str, directory: Path, template: Path | None) -> None:
         """Create bind-NAME/, an installable plugin for modality NAME whose tests pass from the start."""
         try:
