@@ -125,11 +125,13 @@ def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int,
     chunk = max(-(-count // -(-count // CHUNK_FRAMES)), MIN_MATMUL_FRAMES)
     padded = torch.empty(chunk, fft_size)
     padded[:, window:] = 0.0  # the FFT's zero padding, written once
-    padded[count:] = 0.0  # rows past the last frame (only when count < MIN_MATMUL_FRAMES)
+    if count < chunk:
+        padded[count:] = 0.0  # rows past the last frame (only when count < MIN_MATMUL_FRAMES)
     # The log runs on a contiguous buffer whose size is a multiple of 64, so every value takes the SIMD path
     # (a scalar remainder loop may round differently).
     mel = torch.empty(num_bins, -(-chunk // 64) * 64)
-    mel[:, chunk:] = 1.0
+    if mel.shape[1] > chunk:
+        mel[:, chunk:] = 1.0
     out = torch.empty(num_bins, count) if count > chunk else mel[:, :count]  # one chunk: no copy
     for first in range(0, count, chunk):
         n = min(chunk, count - first)

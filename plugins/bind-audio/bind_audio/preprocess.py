@@ -140,7 +140,8 @@ def _images_into(out: Tensor, runs: list[Tensor], placements: list[ClipFrames], 
         if keep:
             row = first_rows[run] + offset
             out[index, :, :keep] = energies[:, row: row + keep]
-        out[index, :, keep:] = pad
+        if keep < config.target_length:
+            out[index, :, keep:] = pad
 
 
 def spectrograms(clips: list[Tensor], config: AudioConfig) -> Tensor:
