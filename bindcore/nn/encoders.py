@@ -50,7 +50,7 @@ class PatchEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Input ``(B, C, H, W)`` → CLS features ``(B, width)``."""
-        return self.trunk(self.tokens(x))[:, 0]
+        return self.trunk(self.tokens(x), first_token_only=True)[:, 0]
 
 
 class ProjectionHead(nn.Module):

@@ -38,9 +38,18 @@ class Attention(nn.Module):
             nn.init.xavier_normal_(self.bias_k)
             nn.init.xavier_normal_(self.bias_v)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        batch, length, dim = x.shape
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, first_token_only: bool = False) -> Tensor:
+        """``(B, L, D)`` → ``(B, L, D)``; with ``first_token_only`` only token 0 queries: ``(B, 1, D)``."""
+        batch, dim = x.shape[0], x.shape[2]
+        if first_token_only:
+            # Keys/values still come from every token; only the query projection is cut to one row.
+            bias = self.in_proj_bias
+            q = F.linear(x[:, :1], self.in_proj_weight[:dim], bias[:dim])
+            k, v = F.linear(x, self.in_proj_weight[dim:], bias[dim:]).chunk(2, dim=-1)
+            if attn_mask is not None:
+                attn_mask = attn_mask[..., :1, :]
+        else:
+            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(batch, 1, dim)], dim=1)
             v = torch.cat([v, self.bias_v.expand(batch, 1, dim)], dim=1)
@@ -51,7 +60,7 @@ class Attention(nn.Module):
             return t.reshape(batch, t.shape[1], self.num_heads, dim // self.num_heads).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, length, dim))
+        return self.out_proj(out.transpose(1, 2).reshape(batch, q.shape[1], dim))
 
 
 class Block(nn.Module):
@@ -69,8 +78,13 @@ class Block(nn.Module):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm_1(x), attn_mask))
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, first_token_only: bool = False) -> Tensor:
+        """``first_token_only``: return only token 0's output ``(B, 1, D)`` (attending to every token), skipping
+        the other rows' query, output projection and MLP; exact for callers that read token 0 only."""
+        if first_token_only:
+            x = x[:, :1] + self.drop_path(self.attn(self.norm_1(x), attn_mask, first_token_only=True))
+        else:
+            x = x + self.drop_path(self.attn(self.norm_1(x), attn_mask))
         return x + self.drop_path(self.mlp(self.norm_2(x)))
 
 
@@ -87,11 +101,15 @@ class Transformer(nn.Module):
         )
         self.grad_checkpointing = False
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, *, first_token_only: bool = False) -> Tensor:
+        """``(B, L, D)`` → ``(B, L, D)``, or ``(B, 1, D)`` with ``first_token_only`` (a CLS-pooling caller: the
+        last block then computes token 0 only, which is exact and saves most of that block)."""
         x = self.pre_norm(x)
-        for block in self.blocks:
+        last = len(self.blocks) - 1
+        for index, block in enumerate(self.blocks):
+            only_first = first_token_only and index == last
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(block, x, attn_mask, use_reentrant=False)
+                x = checkpoint(block, x, attn_mask, only_first, use_reentrant=False)
             else:
-                x = block(x, attn_mask)
-        return x
+                x = block(x, attn_mask, only_first)
+        return x[:, :1] if first_token_only else x
