@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from bindcore.config import ModalityConfig
 from bindcore.errors import AnchorUnavailableError, ConfigError
+from bindcore.io import warn_if_non_commercial
 from bindcore.modality_base import Modality
 
 #: ImageBind's anchor (OpenCLIP ViT-H/14 trained on LAION-2B).
@@ -191,6 +192,9 @@ class FrozenAnchor(nn.Module):
         #: The open_clip model config this anchor was built from (needed to save it), when known.
         self.arch: dict[str, Any] | None = copy.deepcopy(dict(arch)) if arch is not None else None
         self.config = config
+        #: Licence / source of the weights when the folder records them (set by ``bindcore convert``), else None.
+        self.weights_license: str | None = getattr(model, "weights_license", None)
+        self.weights_source: str | None = getattr(model, "weights_source", None)
         #: Run standard open_clip towers through the exact SDPA forward (``False``: always open_clip's own).
         self.use_fast_path = True
         #: Which forward the last call of each tower ran ("sdpa" or "open_clip"), and why it fell back.
@@ -624,11 +628,17 @@ def _build_local_dir(config: AnchorConfig) -> tuple[nn.Module, dict[str, Any]]:
             f"{config.model}: {config_file} not found; a local-dir: anchor folder needs {LOCAL_DIR_CONFIG} "
             f"(with 'model_cfg') and a weights file such as {LOCAL_DIR_WEIGHTS} "
             f"(write one with bindcore.anchor.save_anchor(anchor, folder, format='local-dir'))")
-    arch = json.loads(config_file.read_text())["model_cfg"]
+    content = json.loads(config_file.read_text())
+    arch = content["model_cfg"]
     try:
         model = open_clip.create_model(config.model, pretrained_image=False, pretrained_text=False)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"{config.model}: cannot build the anchor: {exc}") from exc
+    # `bindcore convert` records the source's licence here (CC-BY-NC 4.0 for ImageBind's towers).
+    recorded = content.get("bindcore") or {}
+    model.weights_license = recorded.get("license")
+    model.weights_source = recorded.get("source")
+    warn_if_non_commercial(recorded, config.model)
     return model, arch
 
 

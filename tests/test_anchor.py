@@ -217,3 +217,41 @@ def test_a_tag_already_in_the_hub_cache_loads_offline(tmp_path, monkeypatch) -> 
     assert torch.equal(named.encode_image(images), source.encode_image(images))
     with pytest.raises(AnchorUnavailableError, match="HF_HUB_OFFLINE"):
         load_anchor(model="Tiny-Test", pretrained="cached_tag", cache_dir=str(tmp_path / "empty"))
+
+
+def test_a_local_dir_recording_a_non_commercial_licence_warns_once(tmp_path, monkeypatch) -> None:
+    import json
+    import warnings
+
+    from bindcore import io as bindcore_io
+
+    monkeypatch.setattr(bindcore_io, "_warned_licenses", set())
+    folders = []
+    for seed in (3, 4):  # two folders, so the second load is a fresh build, not the anchor cache
+        folder = tmp_path / f"anchor_{seed}"
+        save_anchor(load_anchor(arch=TINY, seed=seed), folder, format="local-dir")
+        config_file = folder / "open_clip_config.json"
+        content = json.loads(config_file.read_text())
+        content["bindcore"] = {"license": "CC-BY-NC-4.0", "source": "imagebind_huge.pth"}  # as `bindcore convert`
+        config_file.write_text(json.dumps(content))
+        folders.append(folder)
+    with pytest.warns(UserWarning, match="CC-BY-NC-4.0.*non-commercial"):
+        first = load_anchor(model=f"local-dir:{folders[0]}")
+    assert first.weights_license == "CC-BY-NC-4.0" and first.weights_source == "imagebind_huge.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = load_anchor(model=f"local-dir:{folders[1]}")
+    assert second.weights_license == "CC-BY-NC-4.0"
+
+
+def test_a_local_dir_without_a_recorded_licence_does_not_warn(tiny: FrozenAnchor, tmp_path, monkeypatch) -> None:
+    import warnings
+
+    from bindcore import io as bindcore_io
+
+    monkeypatch.setattr(bindcore_io, "_warned_licenses", set())
+    config = save_anchor(tiny, tmp_path / "plain", format="local-dir")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        anchor = load_anchor(config)
+    assert anchor.weights_license is None
