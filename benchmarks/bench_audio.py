@@ -7,7 +7,8 @@ not available here, so the baseline below follows its documented steps, see the 
     pad/cut to 204 frames, normalise → stack.
 
 bind-audio instead reads only the frames its clips need, resamples one channel once per (merged)
-window, and runs one batched framing + FFT + mel matmul over all clips of all files.
+window, computes frames shared by clips once, and runs packed framing + FFT + banded mel matmul over
+the frames of groups of files.
 
 Usage (single-threaded, as in BENCHMARKS.md):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_audio.py [--files 32] [--repeats 5] [--hour]

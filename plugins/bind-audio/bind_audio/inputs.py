@@ -59,8 +59,9 @@ class AudioSource:
         block = self._read(start, stop, pcm16=True)  # (frames, channels)
         scale = np.float32(1 / 32768) if block.dtype == np.int16 else None
         if channel == "first" or block.shape[1] == 1:
-            mono = block[:, 0].astype(np.float32)
-            return mono * scale if scale is not None else mono
+            if scale is not None:  # one pass: int16 x 2^-15 is exact in float32
+                return np.multiply(block[:, 0], scale, dtype=np.float32)
+            return block[:, 0].astype(np.float32)
         mono = block.mean(axis=1, dtype=np.float32) if scale is None else block.sum(axis=1, dtype=np.float32) * scale
         return mono if scale is None else mono / np.float32(block.shape[1])
 
