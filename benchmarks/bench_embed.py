@@ -15,6 +15,8 @@ the reference, which builds all six branches (4.80 GB of float32 weights for ``i
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py                       # reference sizes
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --size small --items 4  # quick check
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities audio,imu --no-memory
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities vision,text --no-memory \
+        --compare-open-clip                                                  # anchor: SDPA path vs open_clip's
 
 Prints markdown table rows. The reference code itself is not used (nor copied): the baseline is written from
 the spec, and labelled a re-implementation.
@@ -258,9 +260,7 @@ def _anchor_forward(name: str, sd: dict[str, Tensor], heads: int) -> Callable[[T
     context = model.positional_embedding.shape[0]
     model.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # non-persistent buffer
     anchor = freeze(model, arch=cfg)
-    if name == "vision":
-        return lambda x: anchor.encode_image(x)
-    return lambda x: anchor.encode_text(x)
+    return anchor.encode_image if name == "vision" else anchor.encode_text  # bound: open_clip_path finds the anchor
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,40 +299,36 @@ def time_both(first: Callable[[Tensor], Tensor], second: Callable[[Tensor], Tens
     return statistics.median(times[0]), statistics.median(times[1]), outs[0], outs[1]
 
 
-def prototype_text_forward(sd: dict[str, Tensor], heads: int) -> Callable[[Tensor], Tensor]:
-    """PROTOTYPE, not in bindcore: the converted text tower's open_clip weights run with packed ``F.linear`` +
-    causal SDPA (no ``nn.MultiheadAttention``), on the tokens up to the batch's last EOT only. Exact: under a
-    causal mask nothing after a position changes it, and pooling reads the EOT position."""
-    anchor_fn = _anchor_forward("text", sd, heads)
-    model = anchor_fn.__closure__[0].cell_contents.model  # the FrozenAnchor's open_clip CLIP
+def open_clip_path(forward: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """The same anchor forward with ``FrozenAnchor``'s SDPA path switched off (open_clip's own blocks)."""
+    anchor = forward.__self__  # type: ignore[attr-defined]  # FrozenAnchor.encode_image/encode_text
 
-    def forward(tokens: Tensor) -> Tensor:
-        length = int(tokens.argmax(dim=-1).max()) + 1
-        tokens = tokens[:, :length]
-        x = model.token_embedding(tokens) + model.positional_embedding[:length]
-        batch = x.shape[0]
-        for block in model.transformer.resblocks:
-            attn = block.attn
-            q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-            q, k, v = (t.reshape(batch, length, attn.num_heads, -1).transpose(1, 2) for t in (q, k, v))
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = x + attn.out_proj(out.transpose(1, 2).reshape(batch, length, -1))
-            x = x + block.mlp(block.ln_2(x))
-        x = model.ln_final(x)[torch.arange(batch), tokens.argmax(dim=-1)]
-        return F.normalize(x @ model.text_projection, dim=-1)
+    def run(x: Tensor) -> Tensor:
+        anchor.use_fast_path = False
+        try:
+            return forward(x)
+        finally:
+            anchor.use_fast_path = True
 
-    return forward
+    return run
 
 
 def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: int, repeats: int,
-                     prototype: bool = False) -> dict:
+                     open_clip_blocks: bool = False) -> dict:
     width, depth, heads = sizes[name]
     torch.manual_seed(0)
     reference = RefBranch(name, width, depth, heads, out_dim=1024 if sizes is HUGE else 32).eval()
     sd = reference.imagebind_state_dict()
-    ours = prototype_text_forward(sd, heads) if prototype else bindcore_forward(name, sd, heads)
+    ours = bindcore_forward(name, sd, heads)
+    if open_clip_blocks:
+        ours = open_clip_path(ours)
     x = make_inputs(name, items)
     ref_time, our_time, ref_out, our_out = time_both(reference, ours, x, repeats)
+    anchor = getattr(ours, "__self__", None)
+    if anchor is not None:  # say when the anchor fell back to open_clip's blocks: the figure would mean that
+        tower = "image" if name == "vision" else "text"
+        if anchor.last_path.get(tower) != "sdpa":
+            print(f"note: {name} ran open_clip's blocks ({anchor.fallback_reason.get(tower)})", file=sys.stderr)
     diff = (F.normalize(ref_out.float(), dim=-1) - F.normalize(our_out.float(), dim=-1)).abs().max().item()
     return {"modality": name, "items": items, "reference_items_s": items / ref_time,
             "bindcore_items_s": items / our_time, "speedup": ref_time / our_time, "max_abs_diff": diff}
@@ -411,8 +407,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2, help="items per timed batch")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--prototype-text", action="store_true",
-                        help="also time the prototype text path (packed SDPA + EOT truncation; not in bindcore)")
+    parser.add_argument("--compare-open-clip", action="store_true",
+                        help="also time vision/text through open_clip's own blocks (FrozenAnchor.use_fast_path=False)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -428,9 +424,9 @@ def main() -> None:
         row = bench_throughput(name, sizes, args.items, args.repeats)
         print(f"| {name} | {row['reference_items_s']:.2f} | {row['bindcore_items_s']:.2f} | "
               f"{row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
-    if args.prototype_text and "text" in names:
-        row = bench_throughput("text", sizes, args.items, args.repeats, prototype=True)
-        print(f"| text, prototype path (not in bindcore) | {row['reference_items_s']:.2f} | "
+    for name in [n for n in names if n in ("vision", "text")] if args.compare_open_clip else []:
+        row = bench_throughput(name, sizes, args.items, args.repeats, open_clip_blocks=True)
+        print(f"| {name}, open_clip's blocks (fast path off) | {row['reference_items_s']:.2f} | "
               f"{row['bindcore_items_s']:.2f} | {row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
     if args.no_memory:
         return
