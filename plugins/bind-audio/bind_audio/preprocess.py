@@ -84,11 +84,11 @@ def load_runs(source: AudioSource, config: AudioConfig) -> tuple[list[Tensor], l
     for seg_start, seg_stop in segments:
         lo, hi = input_range(seg_start, seg_stop, rate, target, config.resample_lowpass_width, config.resample_rolloff)
         needs.append((max(lo, 0), min(hi, source.num_frames)))
-    # One read when the segments' input ranges are close together (each read has a fixed cost); separate
-    # reads when they are far apart, so that a long file is never decoded whole.
+    # One read when the segments' input ranges nearly touch (each read has a fixed cost); separate reads
+    # otherwise: converting samples no clip uses costs more, and a long file is never decoded whole.
     span_lo, span_hi = needs[0][0], max(hi for _, hi in needs)
     block = (span_lo, source.read_mono(span_lo, span_hi, config.channel)) \
-        if span_hi - span_lo <= 2 * sum(hi - lo for lo, hi in needs) else None
+        if 4 * (span_hi - span_lo) <= 5 * sum(hi - lo for lo, hi in needs) else None
     for (seg_start, seg_stop), (lo, hi) in zip(segments, needs, strict=True):
         mono = block[1][lo - block[0]: hi - block[0]] if block else source.read_mono(lo, hi, config.channel)
         if not np.isfinite(mono).all():
