@@ -13,7 +13,7 @@ class {{Name}}Config(ModalityConfig):
     patch_size: int = Field(4, ge=1, description="side of the square patches the encoder embeds")
     value_scale: float = Field(1.0, gt=0, description="raw values are divided by this fixed constant")
     width: int = Field(128, ge=8, description="transformer width")
-    depth: int = Field(4, ge=0, description="number of transformer blocks")
+    num_layers: int = Field(4, ge=0, description="number of transformer blocks")
     num_heads: int = Field(4, ge=1, description="attention heads (must divide width)")
     drop_path: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth rate of the last block")
     head_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the projection")

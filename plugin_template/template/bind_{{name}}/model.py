@@ -30,7 +30,7 @@ class {{Name}}Modality(Modality):
         super().__init__(config, **options)  # validates options; unknown keys raise bindcore.ConfigError
         c = self.config
         self.encoder = PatchEncoder(in_chans=1, input_size=(c.grid_size, c.grid_size), patch_size=c.patch_size,
-                                    stride=c.patch_size, width=c.width, depth=c.depth, num_heads=c.num_heads,
+                                    stride=c.patch_size, width=c.width, depth=c.num_layers, num_heads=c.num_heads,
                                     drop_path=c.drop_path)
         self.head = ProjectionHead(c.width, c.embed_dim, dropout=c.head_dropout)
 

@@ -8,7 +8,7 @@ import pytest
 
 from {{package}} import {{Name}}Modality
 
-TINY: dict[str, Any] = {"grid_size": 16, "patch_size": 4, "width": 32, "depth": 1, "num_heads": 2, "embed_dim": 16}
+TINY: dict[str, Any] = {"grid_size": 16, "patch_size": 4, "width": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from bindcore.testing import ModalityConformance
 from {{package}} import {{Name}}Modality
 from {{package}}.strategies import {{name}}_inputs
 
-TINY = {"grid_size": 16, "patch_size": 4, "width": 32, "depth": 1, "num_heads": 2, "embed_dim": 16}
+TINY = {"grid_size": 16, "patch_size": 4, "width": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16}
 
 
 class Test{{Name}}Conformance(ModalityConformance):

@@ -20,8 +20,8 @@ def test_resizes_every_map_to_the_grid(tiny_model):
 
 
 def test_value_scale_divides():
-    plain = {{Name}}Modality(width=16, depth=0, num_heads=1, embed_dim=4)
-    scaled = {{Name}}Modality(width=16, depth=0, num_heads=1, embed_dim=4, value_scale=4.0)
+    plain = {{Name}}Modality(width=16, num_layers=0, num_heads=1, embed_dim=4)
+    scaled = {{Name}}Modality(width=16, num_layers=0, num_heads=1, embed_dim=4, value_scale=4.0)
     m = np.full((16, 16), 8.0)
     assert torch.allclose(scaled.preprocess([m]), plain.preprocess([m]) / 4)
 
@@ -46,7 +46,7 @@ def test_config_errors_are_clear():
         {{Name}}Modality(grid=16)
 
 
-SMALL = {{Name}}Modality(grid_size=16, patch_size=4, width=16, depth=0, num_heads=1, embed_dim=4)
+SMALL = {{Name}}Modality(grid_size=16, patch_size=4, width=16, num_layers=0, num_heads=1, embed_dim=4)
 
 
 @settings(max_examples=30, deadline=None)
