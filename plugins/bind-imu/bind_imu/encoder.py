@@ -51,4 +51,4 @@ class ImuEncoder(nn.Module):
         return torch.cat([cls, patches], dim=1) + self.pos_embed
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.trunk(self.tokens(x))[:, 0]
+        return self.trunk(self.tokens(x), first_token_only=True)[:, 0]
