@@ -5,6 +5,12 @@ images of the usual modes, and builds the equivalent image from arrays and tenso
 difference: 16-bit images (``I;16*``, and ``I`` images with values above 255) are scaled to 8 bits
 (value / 257) instead of PIL's clipping at 255, which turns almost every real 16-bit photo white.
 Every problem raises :class:`bindcore.InputError` naming the item.
+
+Array layouts are fixed by type, never guessed from the shape: numpy arrays are ``(H, W)`` or ``(H, W, C)``
+(the PIL/numpy convention), torch tensors ``(H, W)`` or ``(C, H, W)`` (the torchvision convention), C in 1..4.
+A numpy ``(3, H, W)`` array is therefore an image 3 pixels tall whose last axis must be a channel count, and
+a tensor ``(H, W, 3)`` one with H channels: both are rejected (unless the last/first axis happens to be 1..4)
+with the ``np.moveaxis``/``permute`` call that fixes them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,8 +28,14 @@ from bindcore.errors import InputError
 
 #: Channel count → PIL mode, for arrays and tensors.
 _MODES_BY_CHANNELS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_SHAPES = {"HWC": "(H, W) or (H, W, C)", "CHW": "(H, W) or (C, H, W)"}
+_LAYOUT_NOTES = {"HWC": "numpy arrays are", "CHW": "torch tensors are"}
+_LAYOUT_FIXES = {
+    "HWC": "for a channels-first (C, H, W) array pass np.moveaxis(array, 0, -1)",
+    "CHW": "for a channels-last (H, W, C) tensor pass tensor.permute(2, 0, 1)",
+}
 _SIXTEEN_BIT_SCALE = 257.0  # 65535 / 255: maps the 16-bit range exactly onto the 8-bit one
-_ACCEPTED = "a file path, a PIL image, a uint8 / uint16 / float-in-[0,1] array (HW or HWC), or a CHW/HWC tensor"
+_ACCEPTED = "a file path, a PIL image, a uint8 / uint16 / float-in-[0,1] array (HW or HWC), or a tensor (HW or CHW)"
 
 
 def to_rgb_image(item: Any) -> Image.Image:
@@ -109,22 +121,24 @@ def _from_tensor(item: torch.Tensor) -> Image.Image:
     values = item.detach().cpu()
     if values.dtype in (torch.float16, torch.bfloat16):
         values = values.float()
-    # Tensors follow torch's channel-first convention unless they are clearly channel-last.
-    layout = "CHW"
-    if values.ndim == 3 and values.shape[0] not in _MODES_BY_CHANNELS and values.shape[-1] in _MODES_BY_CHANNELS:
-        layout = "HWC"
-    return _from_array(item, values.numpy(), layout=layout)
+    return _from_array(item, values.numpy(), layout="CHW")
 
 
-def _from_array(item: Any, array: np.ndarray, *, layout: str) -> Image.Image:
-    if array.ndim == 3 and layout == "CHW":
-        array = np.moveaxis(array, 0, -1)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in _MODES_BY_CHANNELS):
-        expected = "(H, W), (C, H, W) or (H, W, C)" if layout == "CHW" else "(H, W) or (H, W, C)"
-        raise InputError(item, f"wrong shape {tuple(item.shape)}: expected {expected} with C in 1..4",
+def _from_array(item: Any, array: np.ndarray, *, layout: Literal["HWC", "CHW"]) -> Image.Image:
+    """``layout`` comes from the item's type (numpy: HWC, torch: CHW); a 2-D item is grayscale either way."""
+    if array.ndim not in (2, 3):
+        raise InputError(item, f"wrong shape {tuple(item.shape)}: expected {_SHAPES[layout]} with C in 1..4",
                          fix="pass one image at a time; for a stacked batch pass list(batch)")
+    if array.ndim == 3:
+        channel_axis = 0 if layout == "CHW" else -1
+        if array.shape[channel_axis] not in _MODES_BY_CHANNELS:
+            raise InputError(item, f"wrong shape {tuple(item.shape)}: {_LAYOUT_NOTES[layout]} {_SHAPES[layout]}, "
+                                   f"so C = {array.shape[channel_axis]} is not a channel count (1..4)",
+                             fix=_LAYOUT_FIXES[layout])
+        if layout == "CHW":
+            array = np.moveaxis(array, 0, -1)
+        if array.shape[-1] == 1:
+            array = array[..., 0]
     if 0 in array.shape:
         raise InputError(item, f"empty image (shape {tuple(item.shape)})", fix="pass an image with at least one pixel")
     eight_bit = _to_uint8(item, array)

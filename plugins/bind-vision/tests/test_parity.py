@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bindcore.errors import InputError
+
 pytestmark = pytest.mark.parity
 
 INPUTS = ["bird_image", "car_image", "dog_image",
@@ -40,7 +42,9 @@ def test_batch_equals_items_and_every_input_form_agrees(vectors: Path, vision_22
         import torch
 
         forms = [path, rgb, pixels, pixels.astype(np.float32) / 255.0,
-                 torch.from_numpy(pixels.copy()).permute(2, 0, 1), torch.from_numpy(pixels.copy())]
+                 torch.from_numpy(pixels.copy()).permute(2, 0, 1)]
         for form in forms:
             got = vision_224.preprocess([form])[0]
             assert np.array_equal(got.numpy(), row.numpy()), type(form).__name__
+        with pytest.raises(InputError, match="permute"):  # tensors are CHW: an HWC tensor is not guessed at
+            vision_224.preprocess([torch.from_numpy(pixels.copy())])

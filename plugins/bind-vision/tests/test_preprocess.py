@@ -140,3 +140,34 @@ def test_a_bare_item_must_be_wrapped_in_a_list(vision_32, bare) -> None:
 
 def test_empty_batch(vision_32) -> None:
     assert vision_32.preprocess([]).shape == (0, 3, 32, 32)
+
+
+# -- layouts: fixed by type (numpy HWC, torch CHW), never guessed from the shape ------------------------------
+def test_a_channels_first_numpy_array_is_rejected_with_the_fix(vision_32) -> None:
+    item = np.zeros((3, 224, 224), np.uint8)  # CHW: read as HWC its "channel" axis has 224 entries
+    with pytest.raises(InputError) as info:
+        vision_32.preprocess([item])
+    assert info.value.item is item
+    assert "(3, 224, 224)" in str(info.value) and "numpy arrays are (H, W) or (H, W, C)" in str(info.value)
+    assert "np.moveaxis(array, 0, -1)" in str(info.value)
+    assert torch.equal(vision_32.preprocess([np.moveaxis(item, 0, -1)]), vision_32.preprocess([item[0]]))
+
+
+def test_a_channels_last_tensor_is_rejected_with_the_fix(vision_32) -> None:
+    item = torch.rand(24, 20, 3)  # HWC: read as CHW it has 24 channels
+    with pytest.raises(InputError) as info:
+        vision_32.preprocess([item])
+    assert info.value.item is item
+    assert "(24, 20, 3)" in str(info.value) and "torch tensors are (H, W) or (C, H, W)" in str(info.value)
+    assert "tensor.permute(2, 0, 1)" in str(info.value)
+    assert vision_32.preprocess([item.permute(2, 0, 1)]).shape == (1, 3, 32, 32)
+
+
+def test_an_ambiguous_shape_takes_the_documented_layout(vision_32) -> None:
+    """(3, 8, 3) fits both layouts: a numpy array is 3 rows × 8 columns of RGB, a tensor 3 channels of 8 × 3."""
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 8, 3), dtype=np.uint8)
+    as_array = vision_32.preprocess([pixels])
+    as_tensor = vision_32.preprocess([torch.from_numpy(pixels)])
+    assert torch.equal(as_array, vision_32.preprocess([Image.fromarray(pixels)]))  # 8 wide, 3 tall
+    assert torch.equal(as_tensor, vision_32.preprocess([Image.fromarray(np.moveaxis(pixels, 0, -1))]))  # 3 wide
+    assert not torch.equal(as_array, as_tensor)

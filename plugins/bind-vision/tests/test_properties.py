@@ -33,15 +33,15 @@ def array_images(draw) -> np.ndarray | torch.Tensor:
     channels = draw(st.sampled_from([None, 1, 2, 3, 4]))
     shape = (height, width) if channels is None else (height, width, channels)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["uint8", "uint16", "float32", "float64", "tensor_chw", "tensor_hwc"]))
+    kind = draw(st.sampled_from(["uint8", "uint16", "float32", "float64", "tensor"]))
     if kind == "uint8":
         return rng.integers(0, 256, shape, dtype=np.uint8)
     if kind == "uint16":
         return rng.integers(0, 65536, shape, dtype=np.uint16)
     if kind.startswith("float"):
         return rng.random(shape).astype(kind)
-    pixels = torch.from_numpy(rng.random((height, width, 3)).astype(np.float32))
-    return pixels.permute(2, 0, 1).contiguous() if kind == "tensor_chw" else pixels
+    pixels = torch.from_numpy(rng.random(shape).astype(np.float32))  # built HWC like the arrays ...
+    return pixels if channels is None else pixels.permute(2, 0, 1).contiguous()  # ... passed CHW, as documented
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,3 +58,14 @@ def test_any_image_gives_a_finite_deterministic_square_tensor(vision_32, batch) 
     std = torch.tensor(vision_32.config.std).view(1, 3, 1, 1)
     pixels = first * std + mean
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 12), width=st.integers(1, 12), channels=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_layout_follows_the_type_never_the_shape(vision_32, height, width, channels, seed) -> None:
+    """A numpy HWC array and the same pixels as a CHW tensor are one image, whatever the sizes (even H or W ≤ 4)."""
+    hwc = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    chw = torch.from_numpy(hwc).permute(2, 0, 1)
+    from_pil = vision_32.preprocess([Image.fromarray(hwc[..., 0] if channels == 1 else hwc)])
+    assert torch.equal(vision_32.preprocess([hwc]), from_pil)
+    assert torch.equal(vision_32.preprocess([chw]), from_pil)
