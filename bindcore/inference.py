@@ -283,9 +283,16 @@ def compose(*terms: Tensor, weights: Sequence[float] | None = None, normalize: b
 
 def top_k(queries: Tensor, corpus: Tensor, k: int = 5) -> tuple[Tensor, Tensor]:
     """Cosine similarity top-``k``: ``(Q, D)`` queries × ``(N, D)`` corpus → ``(scores, indices)``, each ``(Q, k')``
-    with ``k' = min(k, N)``, best first."""
-    if queries.ndim == 1:
-        queries = queries[None]
+    with ``k' = min(k, N)``, best first.
+
+    Queries are always a batch: a single ``(D,)`` embedding is refused rather than silently batched, so the
+    result's shape never depends on the input's rank; pass ``q[None]`` for one query."""
+    if queries.ndim != 2:
+        fix = "for a single (D,) query pass q[None]" if queries.ndim == 1 else "pass one row per query"
+        raise InputError(queries, f"top_k takes 2-D (Q, D) queries, got {queries.ndim}-D", fix=fix)
+    if corpus.ndim != 2:
+        raise InputError(corpus, f"top_k takes a 2-D (N, D) corpus, got {corpus.ndim}-D",
+                         fix="pass one row per corpus item")
     if queries.shape[-1] != corpus.shape[-1]:
         raise ConfigError(f"query dimension {queries.shape[-1]} does not match corpus dimension {corpus.shape[-1]} "
                           f"(embeddings from different models cannot be compared)")

@@ -234,12 +234,24 @@ def test_compose_rejects_bad_arguments() -> None:
 def test_top_k_finds_the_query_itself_first(n, k, seed) -> None:
     corpus = F.normalize(torch.randn(n, 8, generator=torch.Generator().manual_seed(seed)), dim=-1)
     target = seed % n
-    scores, indices = top_k(corpus[target] * 3, corpus, k)
+    scores, indices = top_k(corpus[target][None] * 3, corpus, k)
     assert indices.shape == (1, min(k, n)) and indices[0, 0].item() == target
     assert scores[0, 0].item() == pytest.approx(1.0, abs=1e-5)
     assert torch.all(scores[0, :-1] >= scores[0, 1:])
     with pytest.raises(ConfigError, match="dimension"):
         top_k(torch.ones(1, 3), corpus, k)
+
+
+def test_top_k_refuses_a_single_unbatched_query_with_the_fix() -> None:
+    corpus = F.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    with pytest.raises(InputError) as info:
+        top_k(corpus[1], corpus)
+    assert "shape (8,)" in str(info.value) and "(Q, D)" in str(info.value) and "q[None]" in str(info.value)
+    with pytest.raises(InputError, match=r"shape \(1, 4, 8\).*2-D \(Q, D\)"):
+        top_k(corpus[None], corpus)
+    with pytest.raises(InputError, match=r"shape \(8,\).*2-D \(N, D\) corpus"):
+        top_k(corpus, corpus[0])
+    assert top_k(corpus[1][None], corpus, 1)[1].tolist() == [[1]]
 
 
 # -- embedding files -------------------------------------------------------------------------------------
