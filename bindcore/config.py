@@ -4,7 +4,7 @@ pydantic errors into messages that name the key and the valid keys."""
 from __future__ import annotations
 
 import difflib
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -19,14 +19,22 @@ class ModalityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
+def _model_in(annotation: Any) -> Any:
+    """``annotation`` itself, or the one pydantic model of an optional one (``Sub | None``)."""
+    if getattr(annotation, "model_fields", None):
+        return annotation
+    models = [arg for arg in get_args(annotation) if getattr(arg, "model_fields", None)]
+    return models[0] if len(models) == 1 else annotation
+
+
 def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The valid field names of the (possibly nested) model at ``loc[:-1]``."""
+    """The valid field names of the (possibly nested, possibly optional) model at ``loc[:-1]``."""
     current: Any = model
     for part in loc[:-1]:
         fields = getattr(current, "model_fields", None)
         if not fields or part not in fields:
             return []
-        current = fields[part].annotation
+        current = _model_in(fields[part].annotation)
     fields = getattr(current, "model_fields", None)
     return sorted(fields) if fields else []
 

@@ -1,4 +1,4 @@
-"""Data: manifests (clear errors), the pure step plan, toy sources, seeded augmentation."""
+"""Data: manifests (clear errors), the pure step plan, toy sources, seeded augmentation, RandAugment."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from bindcore.data.batches import Materialized, StepBatches, augment, crop_resize, sample_crop_boxes
 from bindcore.data.plan import ModalityPlan, StepPlan
+from bindcore.data.randaugment import OPS
 from bindcore.data.sources import ManifestSource, ToySource, read_manifest
 from bindcore.errors import ConfigError
-from bindcore.train.recipe import Augmentation, ImageCrop
+from bindcore.train.recipe import Augmentation, ImageCrop, RandAugment
 from bindcore.train.stubs import StubVision, make_feature_modality
 
 
@@ -253,3 +254,89 @@ def test_webdataset_shards_random_access(tmp_path):
     assert open(item["image"], "rb").read() == b"img1"
     with pytest.raises(ConfigError, match="shard not found"):
         ShardSource(str(tmp_path / "pairs-{000..002}.tar"), "audio")
+
+
+# -- RandAugment (Table 9: depth/thermal "RandAugment 9/0.5") ------------------------------------------------
+RAND_OPS = sorted(OPS)
+
+
+@pytest.mark.parametrize("name", RAND_OPS)
+def test_rand_augment_op_level_zero_is_identity_and_strong_level_changes_the_map(name):
+    image = torch.randn(1, 12, 16, generator=torch.Generator().manual_seed(3))
+    for sign in (1.0, -1.0):
+        assert torch.equal(OPS[name](image, 0.0, sign), image), f"{name} at level 0 is not the identity"
+    strong = OPS[name](image, 9.0, 1.0)
+    assert strong.shape == image.shape and strong.dtype == image.dtype and torch.isfinite(strong).all()
+    assert not torch.allclose(strong, image), f"{name} at level 9 left the map unchanged"
+
+
+@pytest.mark.parametrize("name", RAND_OPS)
+@hypothesis_settings(max_examples=20, deadline=None)
+@given(level=st.floats(0, 10), sign=st.sampled_from([1.0, -1.0]), height=st.integers(1, 12),
+       width=st.integers(1, 12), scale=st.sampled_from([1e-6, 1.0, 1e3]), constant=st.booleans())
+def test_rand_augment_ops_keep_shape_dtype_and_stay_finite(name, level, sign, height, width, scale, constant):
+    image = torch.randn(2, height, width, generator=torch.Generator().manual_seed(height * 13 + width)) * scale
+    if constant:  # a flat map (zero range) must not divide by zero
+        image = torch.full_like(image, 0.5)
+    out = OPS[name](image, level, sign)
+    assert out.shape == image.shape and out.dtype == image.dtype and torch.isfinite(out).all()
+    assert torch.equal(OPS[name](image, level, sign), out)  # a pure function of its arguments
+
+
+def test_translate_moves_the_map_by_whole_pixels_along_the_right_axis():
+    image = torch.arange(10 * 20, dtype=torch.float32).reshape(1, 10, 20)
+    level = 4 / (0.45 * 20) * 10  # a 4-pixel shift of a 20-pixel-wide map
+    out = OPS["translate_x"](image, level, 1.0)
+    torch.testing.assert_close(out[:, :, :16], image[:, :, 4:])  # output pixel x reads input x + 4
+    assert (out[:, :, 16:] == 0).all()  # uncovered pixels are filled with 0 (the standardised mean)
+    out_y = OPS["translate_y"](image, 4 / (0.45 * 10) * 10, -1.0)
+    torch.testing.assert_close(out_y[:, 4:, :], image[:, :6, :])
+
+
+def test_rand_augment_is_seeded_and_only_draws_from_its_own_stream():
+    x = torch.randn(6, 1, 12, 16)
+    settings = Augmentation(rand_augment=RandAugment(prob=1.0))
+    a = augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES, torch.Generator().manual_seed(5))
+    b = augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES, torch.Generator().manual_seed(5))
+    c = augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, x)
+    # Switching RandAugment on leaves the other settings' draws (the erased boxes) where they were.
+    erase = dict(random_erase=1.0)
+    maps = torch.rand(6, 1, 12, 16) + 1  # never 0 before erasing
+    plain = augment(maps, Augmentation(**erase), torch.Generator().manual_seed(0), MAP_AXES)
+    with_rand = augment(maps, Augmentation(**erase, rand_augment=RandAugment(
+        ops=["brightness"], prob=1.0, magnitude_std=0.0)), torch.Generator().manual_seed(0), MAP_AXES)
+    assert torch.equal(plain == 0, with_rand == 0)
+
+
+def test_rand_augment_magnitude_zero_is_identity_through_augment():
+    x = torch.randn(4, 1, 8, 8)
+    settings = Augmentation(rand_augment=RandAugment(magnitude=0.0, magnitude_std=0.0, prob=1.0, num_ops=4))
+    assert torch.equal(augment(x, settings, torch.Generator().manual_seed(0), MAP_AXES), x)
+
+
+@pytest.mark.parametrize("ops", [["rotate"], ["contrast"], None])
+def test_rand_augment_acts_on_the_declared_axes_only(ops):
+    """A map laid out (N, H, C, W) with axes declared there is augmented as the same map laid out (N, C, H, W)."""
+    settings = Augmentation(rand_augment=RandAugment(prob=1.0, ops=ops))
+    maps = torch.randn(5, 2, 10, 14)  # (N, C, H, W)
+    standard = augment(maps, settings, torch.Generator().manual_seed(0), MAP_AXES, torch.Generator().manual_seed(1))
+    odd_layout = maps.permute(0, 2, 1, 3).contiguous()  # (N, H, C, W)
+    odd = augment(odd_layout, settings, torch.Generator().manual_seed(0), {"height": -3, "width": -1},
+                  torch.Generator().manual_seed(1))
+    assert not torch.equal(standard, maps)
+    torch.testing.assert_close(odd.permute(0, 2, 1, 3), standard)
+    # Rows are independent images: one row's augmentation never reads another's.
+    alone = augment(maps[:1], settings, torch.Generator().manual_seed(0), MAP_AXES, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(alone, standard[:1])
+    with pytest.raises(ValueError, match="no 'height' axis"):
+        augment(torch.ones(2, 6, 30), settings, torch.Generator().manual_seed(0), IMU_AXES)
+
+
+def test_step_batches_rand_augment_is_a_pure_function_of_seed_and_step():
+    settings = Augmentation(rand_augment=RandAugment(prob=1.0))
+    plain = _crop_batches(_Spatial(), Augmentation(color_jitter=0.1))
+    first, again = (_crop_batches(_Spatial(), settings.model_copy(update={"color_jitter": 0.1})) for _ in range(2))
+    assert torch.equal(first[3]["inputs"], again[3]["inputs"])
+    assert not torch.equal(first[3]["inputs"], plain[3]["inputs"])
+    assert not torch.equal(first[3]["inputs"], first[4]["inputs"])

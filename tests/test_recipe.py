@@ -126,6 +126,10 @@ def test_shipped_recipes_validate(name, monkeypatch):
         crops = {n: m.train.augmentation.image_crop for n, m in recipe.modalities.items()}
         assert all(crop is not None and crop.scale == (0.08, 1.0) for crop in crops.values())  # Table 9's RRC
         assert recipe.modalities["depth"].train.augmentation.aligned_crop  # aligned crops: +10.7 on depth (T5e)
+        rand = {n: m.train.augmentation.rand_augment for n, m in recipe.modalities.items()}
+        assert rand["audio"] is None and rand["imu"] is None  # Table 9: RandAugment on depth and thermal only
+        for spatial in ("depth", "thermal"):
+            assert (rand[spatial].num_ops, rand[spatial].magnitude, rand[spatial].magnitude_std) == (2, 9, 0.5)
         with pytest.raises(ConfigError, match=r"depth\.train\.augmentation\.image_crop: anchor\.cache_embeddings"):
             load_recipe(RECIPES / name, check_files=False, overrides=["anchor.cache_embeddings=true"])
 
@@ -143,6 +147,8 @@ def _with_augmentation(augmentation: dict, **anchor) -> dict:
     ({"random_erase": 0.25}, "modalities.toya.train.augmentation.random_erase: toya has no 'height' or 'width' axis"),
     ({"image_crop": {}, "aligned_crop": True},
      "modalities.toya.train.augmentation.aligned_crop: toya has no 'height' or 'width' axis"),
+    ({"rand_augment": {"num_ops": 2, "magnitude": 9, "magnitude_std": 0.5}},
+     "modalities.toya.train.augmentation.rand_augment: toya has no 'height' or 'width' axis"),
 ])
 def test_augmentation_needs_the_axes_the_plugin_declares(stubs, augmentation, message):
     with pytest.raises(ConfigError) as info:
@@ -165,6 +171,22 @@ def test_image_crop_with_cached_anchor_embeddings_is_rejected(stubs):
     with pytest.raises(ConfigError, match=r"modalities\.toya\.train\.augmentation\.image_crop: "
                                           r"anchor\.cache_embeddings is true.*un-augmented"):
         validate_recipe(_with_augmentation({"image_crop": {}}, cache_embeddings=True))
+
+
+@pytest.mark.parametrize("rand_augment, message", [
+    ({"magnitude": 11}, r"augmentation\.rand_augment\.magnitude: .*less than or equal to 10"),
+    ({"ops": ["rotate", "hue"]}, r"augmentation\.rand_augment\.ops\.1: .*'equalize'"),
+    ({"num_ops": 0}, r"augmentation\.rand_augment\.num_ops: .*greater than or equal to 1"),
+    ({"magnitud": 9}, r"augmentation\.rand_augment\.magnitud: unknown key, did you mean magnitude\?"),
+])
+def test_bad_rand_augment_settings_name_their_path(stubs, rand_augment, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_recipe(_with_augmentation({"rand_augment": rand_augment}))
+
+
+def test_rand_augment_null_is_off(stubs):
+    augmentation = validate_recipe(_with_augmentation({"rand_augment": None})).modalities["toya"].train.augmentation
+    assert augmentation.rand_augment is None and not augmentation.active
 
 
 @pytest.mark.parametrize("augmentation, message", [

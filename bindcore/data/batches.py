@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from bindcore.data.plan import StepPlan, _seed_of
+from bindcore.data.randaugment import rand_augment
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import ConfigError
 
@@ -71,17 +72,27 @@ def _axis(x: Tensor, axes: Mapping[str, int], name: str) -> int:
     return axis
 
 
-def augment(x: Tensor, settings: Any, generator: torch.Generator, axes: Mapping[str, int]) -> Tensor:
+def augment(x: Tensor, settings: Any, generator: torch.Generator, axes: Mapping[str, int],
+            rand_augment_generator: torch.Generator | None = None) -> Tensor:
     """Seeded train-time augmentation of a preprocessed batch; returns a new tensor.
 
     Masks and erasing act only on the axes named in ``axes`` (the modality's ``augment_axes``): ``freq_mask``
-    on "frequency", ``time_mask`` on "time", ``random_erase`` on "height" × "width". A setting whose axis is not
-    declared raises ``ValueError`` (recipes are checked earlier, with the YAML path). Jitter and noise need no axis.
+    on "frequency", ``time_mask`` on "time", ``random_erase`` and ``rand_augment`` on "height" × "width". A setting
+    whose axis is not declared raises ``ValueError`` (recipes are checked earlier, with the YAML path). Jitter and
+    noise need no axis. RandAugment runs first (timm's order: crop, RandAugment, …, erasing last) and draws from
+    ``rand_augment_generator`` (default: one seeded from ``generator``'s initial seed), so switching it on or off
+    leaves every other setting's draws unchanged.
     """
     if not x.is_floating_point():
         return x
     x = x.clone()
     batch = x.shape[0]
+    if getattr(settings, "rand_augment", None) is not None:
+        h_axis, w_axis = _axis(x, axes, "height"), _axis(x, axes, "width")
+        if rand_augment_generator is None:
+            rand_augment_generator = torch.Generator().manual_seed(
+                _seed_of("rand-augment", generator.initial_seed()) % 2**63)
+        x = rand_augment(x, settings.rand_augment, rand_augment_generator, h_axis, w_axis)
 
     def uniform() -> float:
         return float(torch.rand(1, generator=generator))
@@ -235,6 +246,10 @@ class StepBatches(Dataset):
             batch["images"] = images
         if settings is not None:
             generator = torch.Generator().manual_seed(_seed_of("augment", self.seed, global_step, self.rank) % 2**63)
-            inputs = augment(inputs, settings, generator, axes)
+            # RandAugment on the bound modality's map only (as the paper's depth/thermal side), after the aligned
+            # crop; its geometric ops move the map against the image, by at most what the paper's recipe does.
+            rand_generator = torch.Generator().manual_seed(
+                _seed_of("rand-augment", self.seed, global_step, self.rank) % 2**63)
+            inputs = augment(inputs, settings, generator, axes, rand_generator)
         batch["inputs"] = inputs
         return batch

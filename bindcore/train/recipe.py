@@ -49,6 +49,24 @@ class ImageCrop(_Strict):
         return self
 
 
+RandAugmentOp = Literal["equalize", "rotate", "posterize", "solarize", "solarize_add", "contrast", "brightness",
+                        "sharpness", "shear_x", "shear_y", "translate_x", "translate_y"]
+
+
+class RandAugment(_Strict):
+    """RandAugment of the bound modality's image-like map (paper Table 9 "9/0.5" = timm's ``rand-m9-mstd0.5``).
+
+    See :mod:`bindcore.data.randaugment` for the ops and how each reads a float map.
+    """
+
+    num_ops: int = Field(2, ge=1, le=16, description="ops per image (timm's default: 2)")
+    magnitude: float = Field(9.0, ge=0, le=10, description="op strength on timm's 0..10 scale")
+    magnitude_std: float = Field(0.5, ge=0, description="std of per-op Gaussian noise on the magnitude "
+                                                        "(clipped to 0..10)")
+    prob: float = Field(0.5, ge=0, le=1, description="probability that each picked op applies (timm's default)")
+    ops: tuple[RandAugmentOp, ...] | None = Field(None, min_length=1, description="op pool; null: all ops")
+
+
 class Augmentation(_Strict):
     """Train-time augmentation, seeded per (seed, step, rank), in the DataLoader workers.
 
@@ -67,11 +85,13 @@ class Augmentation(_Strict):
     image_crop: ImageCrop | None = Field(None, description="RandomResizedCrop of the anchor's images (off: null)")
     aligned_crop: bool | None = Field(None, description="apply the image's crop box to the bound modality too; "
                                                         "default: true when it declares 'height' and 'width'")
+    rand_augment: RandAugment | None = Field(None, description="RandAugment of the bound modality's map "
+                                                               "(needs 'height' and 'width'; off: null)")
 
     #: Axis names each setting needs (see ``Modality.augment_axes``).
     AXES_NEEDED: ClassVar[dict[str, tuple[str, ...]]] = {
         "random_erase": ("height", "width"), "freq_mask": ("frequency",), "time_mask": ("time",),
-        "aligned_crop": ("height", "width"),
+        "aligned_crop": ("height", "width"), "rand_augment": ("height", "width"),
     }
 
     @model_validator(mode="after")
@@ -84,7 +104,7 @@ class Augmentation(_Strict):
     def active(self) -> bool:
         """Whether any augmentation is switched on."""
         return bool(self.random_erase or self.freq_mask or self.time_mask or self.color_jitter
-                    or self.gaussian_noise or self.image_crop is not None)
+                    or self.gaussian_noise or self.image_crop is not None or self.rand_augment is not None)
 
     def missing_axes(self, axes: Mapping[str, int]) -> dict[str, list[str]]:
         """Setting → the axis names it needs that ``axes`` lacks (settings that are switched on only)."""
