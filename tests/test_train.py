@@ -114,8 +114,24 @@ def test_cached_anchor_equals_uncached(stubs, tmp_path):
 
 SCRIPT = textwrap.dedent("""
     import sys
-    from bindcore.train.stubs import install_stub_registry, tiny_recipe
-    install_stub_registry("toya", "toyb")
+    from bindcore.plugins import Registry, set_registry
+    from bindcore.train.stubs import (FeatureModality, StubPlugin, StubText, StubVision, make_feature_modality,
+                                      tiny_recipe)
+
+    class SpatialToy(FeatureModality):  # toyb's 16 features as a 4x4 map, so map augmentations apply
+        name = "toyb"
+        augment_axes = {"height": -2, "width": -1}
+
+        def preprocess(self, inputs):
+            return super().preprocess(inputs).view(-1, 1, 4, 4)
+
+        def encode(self, x):
+            return super().encode(x.flatten(1))
+
+    registry = Registry(load_entry_points=False)
+    registry.add_plugin(StubPlugin(StubVision, StubText, make_feature_modality("toya"), SpatialToy), name="stubs",
+                        version="0")
+    set_registry(registry)
     from bindcore.train.recipe import validate_recipe
     from bindcore.train.trainer import train
     raw = tiny_recipe(steps_epochs=12, checkpoint_every=3)
@@ -124,6 +140,8 @@ SCRIPT = textwrap.dedent("""
     raw["modalities"]["toya"]["train"]["augmentation"] = {"gaussian_noise": 0.05, "color_jitter": 0.2,
                                                           "image_crop": {"scale": [0.3, 1.0]}}
     raw["modalities"]["toyb"]["train"]["learnable_temperature"] = True
+    # RandAugment (its own RNG stream) and erasing on toyb's maps
+    raw["modalities"]["toyb"]["train"]["augmentation"] = {"rand_augment": {"prob": 1.0}, "random_erase": 0.5}
     raw["modalities"]["toyb"]["drop_path"] = 0.2  # dropout draws from the restored global RNG
     train(validate_recipe(raw), sys.argv[1], evaluate=False, log=lambda m: None)
 """)
