@@ -273,9 +273,11 @@ def test_rand_augment_op_level_zero_is_identity_and_strong_level_changes_the_map
 @pytest.mark.parametrize("name", RAND_OPS)
 @hypothesis_settings(max_examples=20, deadline=None)
 @given(level=st.floats(0, 10), sign=st.sampled_from([1.0, -1.0]), height=st.integers(1, 12),
-       width=st.integers(1, 12), scale=st.sampled_from([1e-6, 1.0, 1e3]), constant=st.booleans())
-def test_rand_augment_ops_keep_shape_dtype_and_stay_finite(name, level, sign, height, width, scale, constant):
-    image = torch.randn(2, height, width, generator=torch.Generator().manual_seed(height * 13 + width)) * scale
+       width=st.integers(1, 12), scale=st.sampled_from([1e-6, 1.0, 1e3]), constant=st.booleans(),
+       channels=st.sampled_from([1, 3]))
+def test_rand_augment_ops_keep_shape_dtype_and_stay_finite(name, level, sign, height, width, scale, constant,
+                                                           channels):
+    image = torch.randn(channels, height, width, generator=torch.Generator().manual_seed(height * 13 + width)) * scale
     if constant:  # a flat map (zero range) must not divide by zero
         image = torch.full_like(image, 0.5)
     out = OPS[name](image, level, sign)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -162,7 +163,7 @@ OPS: dict[str, Op] = {
 GEOMETRIC_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
 
-def rand_augment(x: Tensor, settings: object, generator: torch.Generator, height_axis: int,
+def rand_augment(x: Tensor, settings: Any, generator: torch.Generator, height_axis: int,
                  width_axis: int) -> Tensor:
     """RandAugment each row of the batch ``x`` over its ``height_axis`` and ``width_axis`` (negative indices, the
     modality's declared axes); every other non-batch axis is carried along as channels. Returns a new tensor.
