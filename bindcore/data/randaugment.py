@@ -9,7 +9,8 @@ axis folded into ``C``), a level in [0, 10] and a sign of ±1; all randomness (w
 level and sign) is drawn by :func:`rand_augment` from the generator it is given, a fixed number of draws per image
 and op slot. Level 0 is the identity for every op (timm's "increasing" level mappings: severity grows with the
 magnitude). Intensity ops work on the map's own value range (its min..max), not on an 8-bit [0, 255] one, because
-the preprocessed maps are standardised floats. Geometric ops resample with ``affine_grid``/``grid_sample`` about the
+the preprocessed maps are standardised floats; with several channels (e.g. 3), one range and mean over all of them,
+as for one image. Geometric ops resample with ``affine_grid``/``grid_sample`` about the
 image centre and fill uncovered pixels with 0 (the standardised mean, as ``random_erase`` does).
 
 Left out, on purpose: Color (saturation; needs an RGB channel axis, which no spatial modality declares), Invert
