@@ -10,6 +10,8 @@ symmetric Hann window → zero-pad to a power of two → ``|rfft|^2`` → triang
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -95,26 +97,54 @@ def _frame_means(signal: Tensor, window: int, shift: int, count: int) -> Tensor:
     return F.avg_pool1d(signal[None, None], window, shift)[0, 0, :count]
 
 
-def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int, shift: int, fft_size: int,
-                   num_bins: int, low_freq: float, high_freq: float, preemphasis: float,
-                   normalise: tuple[float, float] | None = None) -> Tensor:
-    """Log-mel energies ``(num_bins, count)`` (mel-major, the images' layout) of the frames
-    ``signal[g shift: g shift + window]``, ``g < count`` (possibly a view with padded rows).
+SCRATCH_LIMIT = 1 << 20  # signals up to this many samples reuse a per-thread pre-emphasis buffer
+_scratch = threading.local()  # per thread: buffers reused across calls (one call at a time per thread)
 
-    ``signal`` is 1-D float32 and should be roughly zero-mean (a large DC offset costs float32 precision in
-    the pre-emphasis; it changes nothing else, as every frame loses its own mean). Kaldi removes each frame's
-    mean ``m`` and then pre-emphasises; both are linear, so a frame equals ``p - (1 - a) m`` where ``p`` is the
-    pre-emphasis of the *whole signal* cut into frames afterwards (its first sample being ``(1 - a) x[start]``,
-    which the Hann window zeroes anyway). So the per-sample work is done once per signal, not once per
-    overlapping frame; the windowed frames are written straight into a zero-padded FFT buffer, and FFT,
-    |X|² and the banded mel matmul run over cache-sized chunks.
+
+def _scratch_buffers(chunk: int, fft_size: int, window: int, num_bins: int) -> tuple[Tensor, Tensor]:
+    """This thread's FFT input ``(chunk, fft_size)`` (columns from ``window`` on are zero, and stay so) and
+    log buffer ``(num_bins, multiple of 64 >= chunk)`` (columns from ``chunk`` on hold 1.0), made once per
+    shape: allocating and zero-filling them on every call was a fixed cost of a one-file call."""
+    # Tensors made in inference mode cannot be written outside it (and vice versa is fine but slower): one
+    # set of buffers per mode.
+    key = (chunk, fft_size, window, num_bins, torch.is_inference_mode_enabled())
+    cache = getattr(_scratch, "buffers", None)
+    if cache is None or cache[0] != key:
+        padded = torch.empty(chunk, fft_size)
+        padded[:, window:] = 0.0  # the FFT's zero padding, written once
+        mel = torch.empty(num_bins, -(-chunk // 64) * 64)
+        mel[:, chunk:] = 1.0
+        cache = _scratch.buffers = (key, padded, mel)
+    return cache[1], cache[2]
+
+
+def _emphasis_buffer(length: int) -> Tensor:
+    """A float32 buffer of ``length`` samples: this thread's reused one when it is small enough."""
+    if length > SCRATCH_LIMIT:
+        return torch.empty(length)
+    name = "emphasis_inference" if torch.is_inference_mode_enabled() else "emphasis"  # see _scratch_buffers
+    buffer = getattr(_scratch, name, None)
+    if buffer is None or buffer.shape[0] < length:
+        buffer = torch.empty(max(length, 1 << 16))
+        setattr(_scratch, name, buffer)
+    return buffer[:length]
+
+
+def log_mel_chunks(signal: Tensor, count: int, *, sample_rate: int, window: int, shift: int, fft_size: int,
+                   num_bins: int, low_freq: float, high_freq: float,
+                   preemphasis: float) -> Iterator[tuple[int, Tensor]]:
+    """Log-mel energies of the frames ``signal[g shift: g shift + window]``, ``g < count``, chunk by chunk:
+    yields ``(first, energies)`` with ``energies`` ``(num_bins, n)`` for frames ``first .. first + n - 1``.
+
+    ``energies`` is a view of a per-thread scratch buffer, overwritten by the next chunk (and by any later
+    call in the same thread): copy what you keep before advancing. See :func:`log_mel_frames` for the method.
     """
     if count == 0:
-        return torch.empty(num_bins, 0)
+        return
     taper, taper_first = hann_window(window), _hann_first(window)
     # Two exactly rounded ops, not one ``sub(alpha=)``: its vector path may fuse multiply-add and its scalar
     # tail does not, and a sample's value must not depend on where it lands in the batch.
-    emphasised = torch.empty_like(signal)
+    emphasised = _emphasis_buffer(signal.shape[0])
     torch.sub(signal[1:], torch.mul(signal[:-1], preemphasis), out=emphasised[1:])
     emphasised[:1] = (1.0 - preemphasis) * signal[:1]
     frames = emphasised.unfold(0, window, shift)  # (>= count, window), no copy
@@ -123,16 +153,11 @@ def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int,
     # Equal chunks of at least MIN_MATMUL_FRAMES rows (BLAS takes other code paths for a handful of columns,
     # which round differently: a frame's value must not depend on the batch around it).
     chunk = max(-(-count // -(-count // CHUNK_FRAMES)), MIN_MATMUL_FRAMES)
-    padded = torch.empty(chunk, fft_size)
-    padded[:, window:] = 0.0  # the FFT's zero padding, written once
-    if count < chunk:
-        padded[count:] = 0.0  # rows past the last frame (only when count < MIN_MATMUL_FRAMES)
     # The log runs on a contiguous buffer whose size is a multiple of 64, so every value takes the SIMD path
     # (a scalar remainder loop may round differently).
-    mel = torch.empty(num_bins, -(-chunk // 64) * 64)
-    if mel.shape[1] > chunk:
-        mel[:, chunk:] = 1.0
-    out = torch.empty(num_bins, count) if count > chunk else mel[:, :count]  # one chunk: no copy
+    padded, mel = _scratch_buffers(chunk, fft_size, window, num_bins)
+    if count < chunk:
+        padded[count:] = 0.0  # rows past the last frame (only when count < MIN_MATMUL_FRAMES)
     for first in range(0, count, chunk):
         n = min(chunk, count - first)
         head = padded[:n, :window]
@@ -149,10 +174,36 @@ def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int,
             else:
                 mel[first_filter:stop_filter] = 0.0
         mel.clamp_min_(LOG_FLOOR).log_()
-        if normalise is not None:
-            mel.sub_(normalise[0]).div_(normalise[1])
-        if count > chunk:
-            out[:, first: first + n] = mel[:, :n]
+        yield first, mel[:, :n]
+
+
+def normalise_into(out: Tensor, energies: Tensor, normalise: tuple[float, float] | None) -> None:
+    """``out[:] = (energies - mean) / std`` (or a plain copy), as two exactly rounded passes."""
+    if normalise is None:
+        out.copy_(energies)
+    else:
+        torch.sub(energies, normalise[0], out=out).div_(normalise[1])
+
+
+def log_mel_frames(signal: Tensor, count: int, *, sample_rate: int, window: int, shift: int, fft_size: int,
+                   num_bins: int, low_freq: float, high_freq: float, preemphasis: float,
+                   normalise: tuple[float, float] | None = None) -> Tensor:
+    """Log-mel energies ``(num_bins, count)`` (mel-major, the images' layout) of the frames
+    ``signal[g shift: g shift + window]``, ``g < count`` (possibly a view with padded rows).
+
+    ``signal`` is 1-D float32 and should be roughly zero-mean (a large DC offset costs float32 precision in
+    the pre-emphasis; it changes nothing else, as every frame loses its own mean). Kaldi removes each frame's
+    mean ``m`` and then pre-emphasises; both are linear, so a frame equals ``p - (1 - a) m`` where ``p`` is the
+    pre-emphasis of the *whole signal* cut into frames afterwards (its first sample being ``(1 - a) x[start]``,
+    which the Hann window zeroes anyway). So the per-sample work is done once per signal, not once per
+    overlapping frame; the windowed frames are written straight into a zero-padded FFT buffer, and FFT,
+    |X|² and the banded mel matmul run over cache-sized chunks (:func:`log_mel_chunks`).
+    """
+    out = torch.empty(num_bins, count)
+    for first, energies in log_mel_chunks(signal, count, sample_rate=sample_rate, window=window, shift=shift,
+                                          fft_size=fft_size, num_bins=num_bins, low_freq=low_freq,
+                                          high_freq=high_freq, preemphasis=preemphasis):
+        normalise_into(out[:, first: first + energies.shape[1]], energies, normalise)
     return out
 
 
@@ -190,5 +241,5 @@ def log_mel(signals: list[Tensor], *, sample_rate: int, window: int, shift: int,
             for row, signal in zip(first, signals, strict=True)]
 
 
-__all__ = ["LOG_FLOOR", "hann_window", "log_mel", "log_mel_frames", "mel_bands", "mel_filterbank", "mel_scale",
-           "num_frames", "pack_runs"]
+__all__ = ["LOG_FLOOR", "hann_window", "log_mel", "log_mel_chunks", "log_mel_frames", "mel_bands", "mel_filterbank",
+           "mel_scale", "normalise_into", "num_frames", "pack_runs"]

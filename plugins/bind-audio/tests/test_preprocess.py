@@ -129,6 +129,30 @@ def test_grouping_inputs_does_not_change_results(monkeypatch, tone):
         assert torch.equal(preprocess([item], config)[0], whole[index])
 
 
+def test_output_is_an_ordinary_tensor_autograd_can_save(tone, tiny):
+    images = preprocess([AudioArray(tone(1.5, 8000), 8000)], AudioModality(**tiny).config)
+    assert not images.is_inference()  # preprocessing runs in inference mode, its output must not be such a tensor
+    weight = torch.ones((), requires_grad=True)
+    (images * weight).square().sum().backward()  # saves ``images`` for backward
+    assert weight.grad is not None and torch.isfinite(weight.grad)
+
+
+def test_reused_scratch_buffers_do_not_leak_between_calls(tone):
+    options = dict(sample_rate=16000, window=400, shift=160, fft_size=512, num_bins=64, low_freq=20.0,
+                   high_freq=8000.0, preemphasis=0.97)
+    first, second = (torch.from_numpy(tone(1.0, 16000, freq=f)[0]) for f in (300.0, 2500.0))
+    alone = log_mel([first], **options)[0].clone()
+    kept = log_mel([first], **options)[0]
+    log_mel([second], **options)  # same shapes: reuses the same scratch buffers
+    assert torch.equal(kept, alone)  # results are never views of the scratch buffers
+    with torch.inference_mode():  # separate buffers in inference mode
+        in_inference = log_mel([first], **options)[0].clone()
+        log_mel([second], **options)
+    assert torch.equal(log_mel([first], **options)[0], alone)
+    assert torch.equal(in_inference, alone)
+    assert not torch.equal(log_mel([second], **options)[0], alone)
+
+
 @pytest.mark.parametrize(("bins", "fft", "rate"), [(128, 512, 16000), (24, 256, 8000), (40, 1024, 44100)])
 def test_mel_bands_reproduce_the_dense_bank(bins, fft, rate):
     power = torch.rand(37, fft // 2 + 1, 2, generator=torch.Generator().manual_seed(0))
