@@ -7,6 +7,8 @@ so a long file is never decoded whole: only the frames the clips need are read (
 from __future__ import annotations
 
 import os
+import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,72 @@ class FileSource(AudioSource):
         self.handle.close()
 
 
+class WavPcm16Source(AudioSource):
+    """A plain 16-bit PCM WAV file read with ``os.pread`` straight from its data chunk: the same samples as
+    libsndfile gives, without its per-open and per-read costs (a tenth of a one-file call)."""
+
+    def __init__(self, item: Any, fd: int, data_offset: int, num_frames: int, num_channels: int, sample_rate: int):
+        self.item, self.fd, self.data_offset = item, fd, data_offset
+        self.num_frames, self.num_channels, self.sample_rate = num_frames, num_channels, sample_rate
+
+    def _read(self, start: int, stop: int, pcm16: bool = False) -> np.ndarray:
+        start, stop = max(start, 0), min(stop, self.num_frames)
+        if stop <= start:
+            return np.zeros((0, self.num_channels), dtype=np.int16 if pcm16 else np.float32)
+        frame_bytes = 2 * self.num_channels
+        data = os.pread(self.fd, (stop - start) * frame_bytes, self.data_offset + start * frame_bytes)
+        if len(data) != (stop - start) * frame_bytes:  # the file shrank since it was opened
+            raise InputError(self.item, f"file is truncated: frames {start + len(data) // frame_bytes}-{stop} "
+                             "could not be read", fix="re-encode or re-download the file")
+        block = np.frombuffer(data, dtype="<i2").reshape(-1, self.num_channels)
+        # int16 / 32768 is exact in float32 and is libsndfile's float conversion of 16-bit PCM
+        return block if pcm16 else np.multiply(block, np.float32(1 / 32768), dtype=np.float32)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE = 1, 0xFFFE
+MAX_WAV_CHUNKS = 64  # chunks to walk before the data chunk; more is unusual enough to leave to libsndfile
+
+
+def _open_wav_pcm16(item: Any, path: Path, file_size: int) -> AudioSource | None:
+    """A :class:`WavPcm16Source` when ``path`` is a well-formed little-endian 16-bit PCM WAV whose data chunk
+    is complete, else ``None`` (libsndfile then handles it, with its own rules for truncated or odd files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.pread(fd, 12, 0)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            os.close(fd)
+            return None
+        position, fmt = 12, None
+        for _ in range(MAX_WAV_CHUNKS):
+            header = os.pread(fd, 8, position)
+            if len(header) < 8:
+                break
+            chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk_id == b"fmt ":
+                body = os.pread(fd, min(size, 40), position + 8)
+                if len(body) < 16:
+                    break
+                tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", body[:16])
+                if tag == WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
+                    tag = struct.unpack("<H", body[24:26])[0]  # first two bytes of the sub-format GUID
+                fmt = (tag, channels, rate, block_align, bits)
+            elif chunk_id == b"data":
+                if fmt is None or position + 8 + size > file_size:
+                    break
+                tag, channels, rate, block_align, bits = fmt
+                if tag != WAVE_FORMAT_PCM or bits != 16 or channels < 1 or block_align != 2 * channels or rate <= 0:
+                    break
+                return WavPcm16Source(item, fd, position + 8, size // block_align, channels, rate)
+            position += 8 + size + (size & 1)  # chunks are word-aligned
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
 def _libsndfile_reason(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[-1]
@@ -141,12 +209,16 @@ def open_source(item: Any) -> AudioSource:
     """Turn one raw input into an :class:`AudioSource`, or raise :class:`bindcore.InputError`."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
-        if not path.is_file():
-            reason = "is a directory" if path.is_dir() else "no such file"
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            reason = "is a directory" if info is not None and stat.S_ISDIR(info.st_mode) else "no such file"
             raise InputError(item, reason, fix="pass the path of an audio file")
-        if path.stat().st_size == 0:
+        if info.st_size == 0:
             raise InputError(item, "file is empty (0 bytes)", fix="pass a non-empty audio file")
-        return FileSource(item, path)
+        return _open_wav_pcm16(item, path, info.st_size) or FileSource(item, path)
     if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[1], (tuple, list)):
         item = AudioArray(*item)
     if isinstance(item, AudioArray):

@@ -335,3 +335,33 @@ def test_path_objects_and_strings_are_accepted(write_wav, tone, tiny):
     out = preprocess([path, str(path), Path(str(path))], AudioConfig(**tiny))
     torch.testing.assert_close(out[0], out[1])
     torch.testing.assert_close(out[0], out[2])
+
+
+def _with_extra_chunk(path: Path) -> Path:
+    """The same WAV with an odd-sized LIST chunk (plus its pad byte) between ``fmt `` and ``data``."""
+    data = path.read_bytes()
+    at = data.index(b"data")
+    extra = b"LIST" + (5).to_bytes(4, "little") + b"INFOx" + b"\0"
+    out = path.with_name("extra_" + path.name)
+    riff_size = int.from_bytes(data[4:8], "little") + len(extra)
+    out.write_bytes(data[:4] + riff_size.to_bytes(4, "little") + data[8:at] + extra + data[at:])
+    return out
+
+
+@pytest.mark.parametrize(("channels", "fmt", "subtype", "fast"), [
+    (1, "WAV", "PCM_16", True), (2, "WAV", "PCM_16", True), (3, "WAVEX", "PCM_16", True),
+    (2, "WAV", "PCM_24", False), (1, "WAV", "FLOAT", False), (1, "AIFF", "PCM_16", False),
+])
+def test_pcm16_wav_fast_reader_matches_libsndfile(tmp_path, tone, channels, fmt, subtype, fast):
+    from bind_audio.inputs import WavPcm16Source, open_source
+
+    path = tmp_path / f"x_{channels}.{'aiff' if fmt == 'AIFF' else 'wav'}"
+    sf.write(str(path), tone(0.3, 11025, channels=channels).T, 11025, subtype=subtype, format=fmt)
+    for candidate in [path, _with_extra_chunk(path)] if fmt != "AIFF" else [path]:
+        expected = sf.read(str(candidate), dtype="float32", always_2d=True)[0].T
+        with open_source(candidate) as source:
+            assert isinstance(source, WavPcm16Source) == fast
+            assert (source.num_frames, source.num_channels, source.sample_rate) == (expected.shape[1], channels, 11025)
+            assert np.array_equal(source.read(0, source.num_frames), expected)
+            assert np.array_equal(source.read(700, 1900), expected[:, 700:1900])
+            assert np.array_equal(source.read_mono(5, 3000, "mean"), expected[:, 5:3000].mean(axis=0, dtype=np.float32))
