@@ -6,9 +6,10 @@ not available here, so the baseline below follows its documented steps, see the 
     per clip, in a Python loop: slice, subtract the clip mean in place, Kaldi fbank (torchaudio),
     pad/cut to 204 frames, normalise → stack.
 
-bind-audio instead reads only the frames its clips need, resamples one channel once per (merged)
-window, computes frames shared by clips once, and runs packed framing + FFT + banded mel matmul over
-the frames of groups of files.
+bind-audio instead reads only the frames its clips need (plain PCM16 WAVs with ``os.pread``, others with
+soundfile), resamples one channel once per (merged) window, computes frames shared by clips once, and runs
+packed framing + FFT + banded mel matmul over the frames of groups of files, in inference mode with
+per-thread scratch buffers.
 
 Usage (single-threaded, as in BENCHMARKS.md):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_audio.py [--files 32] [--repeats 5] [--hour]
