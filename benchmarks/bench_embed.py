@@ -313,8 +313,22 @@ def open_clip_path(forward: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Te
     return run
 
 
+def compile_forward(forward: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Callable[[Tensor], Tensor], float, float]:
+    """``forward`` through torch.compile as ``BindModel(compile=True)`` does it (inductor, frozen weights, one
+    graph per batch shape): the compiled callable, seconds spent compiling (first call), max abs diff to eager."""
+    from bindcore.inference import _frozen_compile
+
+    compiled = _frozen_compile(forward)
+    with torch.inference_mode():
+        start = time.perf_counter()
+        out = compiled(x)
+        seconds = time.perf_counter() - start
+        diff = (out - forward(x)).abs().max().item()
+    return compiled, seconds, diff
+
+
 def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: int, repeats: int,
-                     open_clip_blocks: bool = False) -> dict:
+                     open_clip_blocks: bool = False, compile: bool = False) -> dict:
     width, depth, heads = sizes[name]
     torch.manual_seed(0)
     reference = RefBranch(name, width, depth, heads, out_dim=1024 if sizes is HUGE else 32).eval()
@@ -323,6 +337,10 @@ def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: i
     if open_clip_blocks:
         ours = open_clip_path(ours)
     x = make_inputs(name, items)
+    extra = {}
+    if compile:
+        ours, seconds, diff = compile_forward(ours, x)
+        extra = {"compile_s": seconds, "compiled_vs_eager_diff": diff}
     ref_time, our_time, ref_out, our_out = time_both(reference, ours, x, repeats)
     anchor = getattr(ours, "__self__", None)
     if anchor is not None:  # say when the anchor fell back to open_clip's blocks: the figure would mean that
@@ -331,7 +349,7 @@ def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: i
             print(f"note: {name} ran open_clip's blocks ({anchor.fallback_reason.get(tower)})", file=sys.stderr)
     diff = (F.normalize(ref_out.float(), dim=-1) - F.normalize(our_out.float(), dim=-1)).abs().max().item()
     return {"modality": name, "items": items, "reference_items_s": items / ref_time,
-            "bindcore_items_s": items / our_time, "speedup": ref_time / our_time, "max_abs_diff": diff}
+            "bindcore_items_s": items / our_time, "speedup": ref_time / our_time, "max_abs_diff": diff, **extra}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -409,6 +427,9 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--compare-open-clip", action="store_true",
                         help="also time vision/text through open_clip's own blocks (FrozenAnchor.use_fast_path=False)")
+    parser.add_argument("--compile", action="store_true",
+                        help="time bindcore through torch.compile (inductor, frozen weights; BindModel(compile=True)); "
+                             "compile time and compiled-vs-eager difference reported separately")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -418,12 +439,15 @@ def main() -> None:
     sizes = HUGE if args.size == "huge" else SMALL
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
           f"items {args.items}, repeats {args.repeats}")
-    print("| modality | reference re-impl. (items/s) | bindcore (items/s) | speed-up | max abs diff (unit vectors) |")
-    print("|---|---|---|---|---|")
+    extra_head, extra_rule = (" compile (s) | compiled vs eager |", "---|---|") if args.compile else ("", "")
+    print("| modality | reference re-impl. (items/s) | bindcore (items/s) | speed-up | max abs diff (unit vectors) |"
+          + extra_head)
+    print("|---|---|---|---|---|" + extra_rule)
     for name in names:
-        row = bench_throughput(name, sizes, args.items, args.repeats)
+        row = bench_throughput(name, sizes, args.items, args.repeats, compile=args.compile)
+        extra = f" {row['compile_s']:.1f} | {row['compiled_vs_eager_diff']:.1e} |" if args.compile else ""
         print(f"| {name} | {row['reference_items_s']:.2f} | {row['bindcore_items_s']:.2f} | "
-              f"{row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
+              f"{row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |" + extra, flush=True)
     for name in [n for n in names if n in ("vision", "text")] if args.compare_open_clip else []:
         row = bench_throughput(name, sizes, args.items, args.repeats, open_clip_blocks=True)
         print(f"| {name}, open_clip's blocks (fast path off) | {row['reference_items_s']:.2f} | "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,7 +51,7 @@ class BindModel(nn.Module):
     """
 
     def __init__(self, modalities: Mapping[str, Modality] | Iterable[Modality], *,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, compile: bool = False):
         super().__init__()
         items = modalities.items() if isinstance(modalities, Mapping) else ((m.name, m) for m in modalities)
         self.modalities = nn.ModuleDict()
@@ -62,6 +62,10 @@ class BindModel(nn.Module):
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
+        # Opt-in torch.compile (inductor, weights frozen as constants) of each modality's encode+project; built
+        # lazily per modality, device and dtype. Not an nn.Module attribute: ``nn.Module.compile`` is a method.
+        self.use_compile = bool(compile)
+        self._compiled: dict[tuple[str, torch.device, torch.dtype], Callable[[Tensor], Tensor]] = {}
         self.eval()
 
     # -- construction ------------------------------------------------------------------------------
@@ -161,7 +165,7 @@ class BindModel(nn.Module):
                 x, ok = _preprocess_batch(module, batch, start, on_error, errors)
                 if not ok:
                     continue
-                z = module(module.to_model_input(x))
+                z = self._forward(name, module)(module.to_model_input(x))
                 finite = torch.isfinite(z).all(dim=-1)
                 if not bool(finite.all()):
                     bad = [ok[i] for i in (~finite).nonzero().flatten().tolist()]
@@ -179,6 +183,40 @@ class BindModel(nn.Module):
         for row, index in enumerate(kept):
             rows[index] = row
         return EmbedResult(embeddings, rows, errors)
+
+
+    def _forward(self, name: str, module: Modality) -> Callable[[Tensor], Tensor]:
+        """The modality's ``encode``+``project``: eager, or compiled when the model was built with ``compile=True``.
+
+        Compiling costs seconds to a minute per modality and batch shape (a smaller last batch compiles once
+        more); the weights are frozen into the compiled code, so it is rebuilt when the module moves to another
+        device/dtype, but changing weights in place after the first embed is not seen — build a new model.
+        """
+        if not self.use_compile:
+            return module
+        key = (name, *module.input_device_dtype())
+        if key not in self._compiled:
+            self._compiled[key] = _frozen_compile(module)
+        return self._compiled[key]
+
+
+def _frozen_compile(forward: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """``torch.compile`` with inductor's freezing: the (fixed, inference-only) weights become constants that it
+    folds and pre-packs for the CPU's GEMM kernels (measured 1.1-1.2x over eager on the huge encoders, where
+    compiling without freezing gained 1.0-1.05x). ``dynamic=False``: one graph per batch shape.
+
+    Freezing is switched on around each call, not through ``torch.compile(options=...)``, which did not apply
+    it (no gain, different numerics) — compilation happens lazily inside the call, on a new shape too.
+    """
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(forward, dynamic=False)
+
+    def run(x: Tensor) -> Tensor:
+        with inductor_config.patch(freezing=True):
+            return compiled(x)
+
+    return run
 
 
 def _preprocess_batch(module: Modality, batch: list[Any], start: int, on_error: OnError,
