@@ -17,6 +17,12 @@ the reference, which builds all six branches (4.80 GB of float32 weights for ``i
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities audio,imu --no-memory
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities vision,text --no-memory \
         --compare-open-clip                                                  # anchor: SDPA path vs open_clip's
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --compile --no-memory  # BindModel(compile=True)
+
+With ``--compile`` bindcore's forward runs through ``torch.compile`` with inductor freezing, as
+``BindModel(compile=True)`` does; the first (compiling) call is timed separately and excluded from items/s, and
+the compiled output is checked against eager. Compile time depends on inductor's cache
+(``TORCHINDUCTOR_CACHE_DIR``): point it at an empty directory for a cold-start figure.
 
 Prints markdown table rows. The reference code itself is not used (nor copied): the baseline is written from
 the spec, and labelled a re-implementation.
