@@ -60,3 +60,29 @@ def test_compiled_embeddings_match_eager_including_a_partial_last_batch():
     assert len(model._compiled) == 1  # one compiled forward for the modality (batches of 2, then 1)
     assert compiled.shape == eager.shape == (5, 8)
     assert torch.allclose(compiled, eager, atol=1e-5, rtol=0)
+
+
+def test_embed_cli_compile_flag_gives_the_eager_embeddings(tmp_path):
+    """``bindcore embed --compile`` reaches BindModel(compile=True) and writes the same rows as eager."""
+    import numpy as np
+    import pytest
+    from click.testing import CliRunner
+
+    import bindcore
+    from bindcore.cli import cli
+
+    if "imu" not in bindcore.list_modalities():
+        pytest.skip("needs the bind-imu plugin")
+    options = {"width": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16}
+    bindcore.modality("imu", **options).save(tmp_path / "imu")
+    recording = tmp_path / "walk.npy"
+    np.save(recording, np.random.default_rng(0).standard_normal((6, 2000)).astype(np.float32))
+    outputs = []
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"emb{len(flag)}.npy"
+        result = CliRunner().invoke(cli, ["embed", "-m", "imu", str(recording), str(recording), "-o", str(out),
+                                          "--model", str(tmp_path / "imu"), *flag])
+        assert result.exit_code == 0, result.output
+        outputs.append(np.load(out))
+    assert outputs[0].shape == (2, 16)
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
