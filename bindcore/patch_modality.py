@@ -9,7 +9,6 @@ defaults and preprocessing options, and implement ``preprocess``/``render_toy``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -129,13 +128,13 @@ class PatchModality(Modality):
         grid = math.isqrt(tokens)
         if grid * grid != tokens:
             raise ConfigError(f"{cls.name}: {tokens} patch positions do not form a square grid")
-        block = re.compile(rf"^{re.escape(trunk)}blocks\.(\d+)\.")
-        indices = {int(m.group(1)) for key in state_dict if (m := block.match(key))}
+        from bindcore.convert.checkpoint import count_blocks
+
         return {
             "image_size": grid * stem.shape[-1],
             "patch_size": int(stem.shape[-1]),
             "width": int(stem.shape[0]),
-            "num_layers": max(indices) + 1 if indices else 0,
+            "num_layers": count_blocks(state_dict, trunk.rstrip(".")),
             "embed_dim": int(get(f"{head}2.weight").shape[0]),
         }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,10 +44,11 @@ def infer_config(state_dict: Mapping[str, Tensor], **config: Any) -> dict[str, A
     stem = _require(state_dict, PRE + "rgbt_stem.proj.weight")
     pos = _require(state_dict, PRE + "pos_embedding_helper.pos_embed")
     head = _require(state_dict, HEAD + "2.weight")
-    blocks = {int(m.group(1)) for key in state_dict if (m := re.match(re.escape(TRUNK) + r"blocks\.(\d+)\.", key))}
+    from bindcore.convert.checkpoint import count_blocks
+
     inferred: dict[str, Any] = {
         "width": int(cls_token.shape[-1]),
-        "num_layers": len(blocks),
+        "num_layers": count_blocks(state_dict, TRUNK.rstrip(".")),
         "patch_size": int(stem.shape[-1]),
         "embed_dim": int(head.shape[0]),
     }

@@ -6,7 +6,6 @@ embedding by the same factor, so the unit-norm direction bindcore returns is unc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -60,16 +59,16 @@ def infer_config(renamed: Mapping[str, Tensor]) -> dict[str, Any]:
     if stem_inputs % NUM_CHANNELS:
         raise ConfigError(f"stem weight has {stem_inputs} inputs, not a multiple of {NUM_CHANNELS} channels")
     patch_size = stem_inputs // NUM_CHANNELS
-    blocks = {int(m.group(1)) for k in renamed if (m := re.match(r"encoder\.trunk\.blocks\.(\d+)\.", k))}
-    if blocks != set(range(len(blocks))):
-        raise ConfigError(f"trunk blocks are not numbered 0..n-1: {sorted(blocks)}")
-    if blocks and tuple(renamed["encoder.trunk.blocks.0.mlp.fc1.weight"].shape) != (4 * width, width):
+    from bindcore.convert.checkpoint import count_blocks
+
+    num_layers = count_blocks(renamed, "encoder.trunk")
+    if num_layers and tuple(renamed["encoder.trunk.blocks.0.mlp.fc1.weight"].shape) != (4 * width, width):
         raise ConfigError("trunk MLP is not 4x wide, which bindcore.nn.Transformer assumes")
     return {
         "width": int(width),
         "patch_size": int(patch_size),
         "window_steps": int((renamed["encoder.pos_embed"].shape[1] - 1) * patch_size),
-        "num_layers": len(blocks),
+        "num_layers": num_layers,
         "embed_dim": int(renamed["head.proj.weight"].shape[0]),
     }
 
