@@ -45,6 +45,7 @@ from bindcore.config import ModalityConfig
 from bindcore.errors import AnchorUnavailableError, ConfigError
 from bindcore.io import warn_if_non_commercial
 from bindcore.modality_base import Modality
+from bindcore.nn.linear import linear, linear_act
 
 #: ImageBind's anchor (OpenCLIP ViT-H/14 trained on LAION-2B).
 DEFAULT_MODEL = "ViT-H-14"
@@ -456,19 +457,27 @@ def _sdpa_blocks(transformer: nn.Module, x: Tensor, *, causal: bool, first_token
         h = block.ln_1(x)
         if first_token_only and index == len(blocks) - 1 and not causal:
             bias = attn.in_proj_bias
-            q = F.linear(h[:, :1], attn.in_proj_weight[:dim], None if bias is None else bias[:dim])
-            k, v = F.linear(h, attn.in_proj_weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
+            q = linear(h[:, :1], attn.in_proj_weight[:dim], None if bias is None else bias[:dim])
+            k, v = linear(h, attn.in_proj_weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
             x = x[:, :1]
         else:
-            q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
         rows = q.shape[1]
         q = q.reshape(batch, rows, heads, -1).transpose(1, 2)
         k = k.reshape(batch, length, heads, -1).transpose(1, 2)
         v = v.reshape(batch, length, heads, -1).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        x = x + block.ls_1(attn.out_proj(out.transpose(1, 2).reshape(batch, rows, dim)))
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        out = out.transpose(1, 2).reshape(batch, rows, dim)
+        x = x + block.ls_1(linear(out, attn.out_proj.weight, attn.out_proj.bias))
+        x = x + block.ls_2(_open_clip_mlp(block.mlp, block.ln_2(x)))
     return x
+
+
+def _open_clip_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
+    """open_clip's ``c_fc → gelu → c_proj`` MLP, its GEMMs through :mod:`bindcore.nn.linear`."""
+    if set(dict(mlp.named_children())) != {"c_fc", "gelu", "c_proj"} or mlp.training:
+        return mlp(x)
+    return linear(linear_act(x, mlp.c_fc, mlp.gelu), mlp.c_proj.weight, mlp.c_proj.bias)
 
 
 def _is_causal_mask(mask: Tensor, length: int) -> bool:

@@ -13,6 +13,8 @@ from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from bindcore.nn.linear import linear, linear_act
+
 TRUNK_LN_EPS = 1e-6
 
 
@@ -44,12 +46,12 @@ class Attention(nn.Module):
         if first_token_only:
             # Keys/values still come from every token; only the query projection is cut to one row.
             bias = self.in_proj_bias
-            q = F.linear(x[:, :1], self.in_proj_weight[:dim], bias[:dim])
-            k, v = F.linear(x, self.in_proj_weight[dim:], bias[dim:]).chunk(2, dim=-1)
+            q = linear(x[:, :1], self.in_proj_weight[:dim], bias[:dim])
+            k, v = linear(x, self.in_proj_weight[dim:], bias[dim:]).chunk(2, dim=-1)
             if attn_mask is not None:
                 attn_mask = attn_mask[..., :1, :]
         else:
-            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(batch, 1, dim)], dim=1)
             v = torch.cat([v, self.bias_v.expand(batch, 1, dim)], dim=1)
@@ -60,7 +62,8 @@ class Attention(nn.Module):
             return t.reshape(batch, t.shape[1], self.num_heads, dim // self.num_heads).transpose(1, 2)
 
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=attn_mask)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, q.shape[1], dim))
+        out = out.transpose(1, 2).reshape(batch, q.shape[1], dim)
+        return linear(out, self.out_proj.weight, self.out_proj.bias)
 
 
 class Block(nn.Module):
@@ -74,9 +77,9 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm_2 = nn.LayerNorm(dim, eps=TRUNK_LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
-        for linear in (self.mlp.fc1, self.mlp.fc2):
-            nn.init.xavier_uniform_(linear.weight)
-            nn.init.zeros_(linear.bias)
+        for layer in (self.mlp.fc1, self.mlp.fc2):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, first_token_only: bool = False) -> Tensor:
         """``first_token_only``: return only token 0's output ``(B, 1, D)`` (attending to every token), skipping
@@ -85,7 +88,14 @@ class Block(nn.Module):
             x = x[:, :1] + self.drop_path(self.attn(self.norm_1(x), attn_mask, first_token_only=True))
         else:
             x = x + self.drop_path(self.attn(self.norm_1(x), attn_mask))
-        return x + self.drop_path(self.mlp(self.norm_2(x)))
+        return x + self.drop_path(self._mlp(self.norm_2(x)))
+
+    def _mlp(self, x: Tensor) -> Tensor:
+        if self.training:  # dropout layers active: the modules' own forward
+            return self.mlp(x)
+        mlp = self.mlp  # timm Mlp: fc1 → act → drop → norm (Identity) → fc2 → drop; drops are no-ops in eval
+        hidden = mlp.norm(linear_act(x, mlp.fc1, mlp.act))
+        return linear(hidden, mlp.fc2.weight, mlp.fc2.bias)
 
 
 class Transformer(nn.Module):

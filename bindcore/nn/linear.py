@@ -1,0 +1,74 @@
+"""Inference-time linear layers on the CPU through oneDNN instead of the BLAS behind ``F.linear``.
+
+PyTorch's x86 wheels run an fp32 ``F.linear`` on the CPU through MKL's sgemm. MKL picks its kernels by CPU
+vendor and takes a slower path on AMD processors: on the AMD EPYC (AVX-512) machine in BENCHMARKS.md it reaches
+~95 GFLOP/s per core on transformer shapes where oneDNN's fp32 GEMM, which ships in the same wheels and has no
+vendor check, reaches ~190. Both compute in IEEE fp32 (oneDNN only lowers precision when
+``torch.backends.mkldnn.matmul.fp32_precision`` asks for it, which this module leaves alone); results differ
+in summation order only, ~1e-6 relative.
+
+The oneDNN op (``torch.ops.mkldnn._linear_pointwise``) has no autograd formula, so it is used only where no
+gradient is needed: inference and the frozen anchor. Training keeps ``F.linear``. It also fuses a following
+GELU into the GEMM. ``BINDCORE_CPU_LINEAR=aten`` switches it off (everything then goes through ``F.linear``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ENV_VAR = "BINDCORE_CPU_LINEAR"
+BACKENDS = ("onednn", "aten")
+
+
+@cache
+def _onednn_linear():
+    """The oneDNN linear op, or None where this PyTorch build has none (non-x86, no mkldnn)."""
+    choice = os.environ.get(ENV_VAR, "onednn").strip().lower() or "onednn"
+    if choice not in BACKENDS:
+        raise ValueError(f"{ENV_VAR}={choice!r} is not one of {', '.join(BACKENDS)}; unset it to use the default")
+    if choice == "aten" or not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+
+
+def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
+    """Whether :func:`linear` runs ``x @ weight.T + bias`` through oneDNN (CPU, fp32, no autograd needed)."""
+    if _onednn_linear() is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim < 2:
+        return False
+    if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
+        return False
+    if x.numel() == 0 or weight.numel() == 0:
+        return False
+    if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        return False
+    return True
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``F.linear(x, weight, bias)``, through oneDNN where :func:`uses_onednn` says so."""
+    if uses_onednn(x, weight, bias):
+        return _onednn_linear()(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+def _gelu_algorithm(activation: nn.Module) -> str | None:
+    """oneDNN's name for ``activation`` when it is a plain ``nn.GELU`` (None: not fusable)."""
+    if type(activation) is nn.GELU:
+        return {"none": "none", "tanh": "tanh"}.get(activation.approximate)
+    return None
+
+
+def linear_act(x: Tensor, layer: nn.Linear, activation: nn.Module) -> Tensor:
+    """``activation(layer(x))``; a plain ``nn.GELU`` is fused into the oneDNN GEMM when that path applies."""
+    algorithm = _gelu_algorithm(activation)
+    if algorithm is not None and uses_onednn(x, layer.weight, layer.bias):
+        return _onednn_linear()(x, layer.weight, layer.bias, "gelu", [], algorithm)
+    return activation(linear(x, layer.weight, layer.bias))
