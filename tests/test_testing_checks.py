@@ -254,3 +254,17 @@ def test_checks_are_documented_public_functions() -> None:
         assert name.startswith("check_")
         assert getattr(kit, name) is check.func
         assert check.func.__doc__ and len(check.func.__doc__.strip()) > 20, name
+
+
+class BatchRoundingModality(ReferenceModality):
+    """Rows computed in a batch come out one ulp away from the same item alone, as BLAS may round them."""
+
+    def preprocess(self, inputs: Sequence[Any]) -> Tensor:
+        x = super().preprocess(inputs)
+        return torch.nextafter(x, torch.full_like(x, float("inf"))) if len(inputs) > 1 else x
+
+
+def test_batch_consistency_allows_rounding_but_not_batch_statistics(nothing_installed: None) -> None:
+    CHECKS["check_preprocess_batch_consistent"](subject_for(BatchRoundingModality))
+    with pytest.raises(ConformanceFailure, match="preprocessed alone"):
+        CHECKS["check_preprocess_batch_consistent"](subject_for(BatchNormalisingModality))

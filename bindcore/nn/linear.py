@@ -15,7 +15,6 @@ GELU into the GEMM. ``BINDCORE_CPU_LINEAR=aten`` switches it off (everything the
 from __future__ import annotations
 
 import os
-from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +24,9 @@ ENV_VAR = "BINDCORE_CPU_LINEAR"
 BACKENDS = ("onednn", "aten")
 
 
-@cache
-def _onednn_linear():
-    """The oneDNN linear op, or None where this PyTorch build has none (non-x86, no mkldnn)."""
-    choice = os.environ.get(ENV_VAR, "onednn").strip().lower() or "onednn"
+def _resolve(choice: str | None):
+    """The oneDNN linear op for backend ``choice``, or None for ``aten`` or a build without oneDNN."""
+    choice = (choice or "onednn").strip().lower() or "onednn"
     if choice not in BACKENDS:
         raise ValueError(f"{ENV_VAR}={choice!r} is not one of {', '.join(BACKENDS)}; unset it to use the default")
     if choice == "aten" or not torch.backends.mkldnn.is_available():
@@ -36,9 +34,19 @@ def _onednn_linear():
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
 
+# Resolved once at import: a plain global is what torch.compile can trace through without a graph break.
+_onednn_op = _resolve(os.environ.get(ENV_VAR))
+
+
+def set_backend(choice: str) -> None:
+    """Switch the CPU inference GEMM backend for this process: ``"onednn"`` (default) or ``"aten"``."""
+    global _onednn_op
+    _onednn_op = _resolve(choice)
+
+
 def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
     """Whether :func:`linear` runs ``x @ weight.T + bias`` through oneDNN (CPU, fp32, no autograd needed)."""
-    if _onednn_linear() is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim < 2:
+    if _onednn_op is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim < 2:
         return False
     if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
         return False
@@ -55,7 +63,7 @@ def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``, through oneDNN where :func:`uses_onednn` says so."""
     if uses_onednn(x, weight, bias):
-        return _onednn_linear()(x, weight, bias, "none", [], "")
+        return _onednn_op(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
 
 
@@ -70,5 +78,5 @@ def linear_act(x: Tensor, layer: nn.Linear, activation: nn.Module) -> Tensor:
     """``activation(layer(x))``; a plain ``nn.GELU`` is fused into the oneDNN GEMM when that path applies."""
     algorithm = _gelu_algorithm(activation)
     if algorithm is not None and uses_onednn(x, layer.weight, layer.bias):
-        return _onednn_linear()(x, layer.weight, layer.bias, "gelu", [], algorithm)
+        return _onednn_op(x, layer.weight, layer.bias, "gelu", [], algorithm)
     return activation(linear(x, layer.weight, layer.bias))

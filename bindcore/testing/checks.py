@@ -140,6 +140,15 @@ def _same_tensor(a: Tensor, b: Tensor) -> bool:
     return bool(torch.equal(a, b))
 
 
+def _same_up_to_rounding(a: Tensor, b: Tensor) -> bool:
+    """Equal, or floating point within a few ulps of ``b``'s largest magnitude (NaN where ``b`` has NaN)."""
+    if _same_tensor(a, b) or not (a.is_floating_point() and a.shape == b.shape and a.dtype == b.dtype):
+        return _same_tensor(a, b)
+    scale = float(b.nan_to_num(0.0, 0.0, 0.0).abs().max()) if b.numel() else 0.0
+    tolerance = 8 * torch.finfo(b.dtype).eps * max(scale, 1.0)
+    return bool(torch.allclose(a, b, rtol=0.0, atol=tolerance, equal_nan=True))
+
+
 def _rng_state() -> tuple[Tensor, Any, Any]:
     return torch.get_rng_state(), np.random.get_state(), random.getstate()
 
@@ -376,14 +385,18 @@ def check_preprocess_shape(subject: ModalityUnderTest) -> None:
 
 @_check()
 def check_preprocess_batch_consistent(subject: ModalityUnderTest) -> None:
-    """Row i of ``preprocess(batch)`` equals ``preprocess([batch[i]])`` (no batch statistics)."""
+    """Row i of ``preprocess(batch)`` equals ``preprocess([batch[i]])`` up to float rounding (no batch statistics).
+
+    Rounding is allowed because BLAS may round a matrix product's columns differently for different batch
+    sizes (MKL does on AMD CPUs); batch-wide normalisation or padding changes values by far more.
+    """
     module = subject.build()
 
     def test(batch: list[Any]) -> None:
         x = _preprocess(subject, module, batch)
         for i, item in enumerate(batch):
             alone = _preprocess(subject, module, [item])
-            if alone.shape[1:] != x.shape[1:] or not _same_tensor(x[i:i + 1], alone):
+            if alone.shape[1:] != x.shape[1:] or not _same_up_to_rounding(x[i:i + 1], alone):
                 _fail(subject, f"row {i} of a batch differs from the same item preprocessed alone; preprocess "
                                f"must treat items independently (no batch-wide normalisation or padding)")
 
