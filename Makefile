@@ -1,4 +1,5 @@
-# One virtual environment with the core and every first-party plugin, editable.
+# One virtual environment with the core and every first-party plugin, editable, with the plugins' test extras
+# (bind-audio's tests compare against torchaudio's Kaldi fbank and resampler).
 PYTHON ?= python3
 VENV ?= .venv
 PLUGINS := $(sort $(wildcard plugins/bind-*))
@@ -9,7 +10,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -e ".[dev]" $(addprefix -e ,$(PLUGINS))
+	$(VENV)/bin/pip install --quiet -e ".[dev]" $(foreach p,$(PLUGINS),-e "$(p)[test]")
 	touch $@
 
 demo: install

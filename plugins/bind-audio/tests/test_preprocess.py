@@ -98,8 +98,10 @@ def test_log_mel_matches_torchaudio_kaldi_fbank(tone):
                             window_type="hanning", num_mel_bins=128, dither=0.0, frame_length=25, frame_shift=10)
                 for w in (waves[0], waves[2])]
     assert [g.shape for g in got] == [expected[0].T.shape, (128, 0), expected[1].T.shape]
-    torch.testing.assert_close(got[0], expected[0].T, atol=5e-4, rtol=0)
-    torch.testing.assert_close(got[2], expected[1].T, atol=5e-4, rtol=0)
+    # Log energies: an absolute error here is the energy's relative error. Weak bins of a frame (a tone with a DC
+    # offset) keep ~1e-4 of float32 rounding from the FFT and mel sums, whose order differs between BLAS builds.
+    torch.testing.assert_close(got[0], expected[0].T, atol=1e-3, rtol=0)
+    torch.testing.assert_close(got[2], expected[1].T, atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize("seconds", [
