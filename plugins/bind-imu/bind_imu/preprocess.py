@@ -21,6 +21,9 @@ from bind_imu.recording import LAYOUTS, ImuRecording
 from bindcore import InputError
 
 _RATE_TOLERANCE = 1e-9
+#: Longest recording, in steps after resampling, that ``preprocess`` resamples in memory: 2**25 steps is 23 h at
+#: 400 Hz and ~1.6 GB of float64 for six channels. Beyond it the usual cause is a sample rate in the wrong units.
+MAX_RESAMPLED_STEPS = 1 << 25
 
 
 def _as_array(samples: Any, item: object) -> np.ndarray:
@@ -79,8 +82,14 @@ def resample(samples: np.ndarray, rate: float, target_rate: float) -> np.ndarray
     """
     if abs(rate - target_rate) <= _RATE_TOLERANCE * target_rate:
         return samples
-    length = max(1, round(samples.shape[-1] * target_rate / rate))
-    return scipy.signal.resample(samples, length, axis=-1)
+    return scipy.signal.resample(samples, resampled_length(samples.shape[-1], rate, target_rate), axis=-1)
+
+
+def resampled_length(num_samples: int, rate: float, target_rate: float) -> int:
+    """Steps that :func:`resample` turns ``num_samples`` at ``rate`` Hz into at ``target_rate`` Hz."""
+    if abs(rate - target_rate) <= _RATE_TOLERANCE * target_rate:
+        return num_samples
+    return max(1, round(num_samples * target_rate / rate))
 
 
 def window_starts(length: int, window: int, count: int) -> list[int]:
@@ -143,6 +152,14 @@ def load_item(item: object, config: ImuConfig) -> tuple[np.ndarray, float]:
 def preprocess_one(item: object, config: ImuConfig) -> np.ndarray:
     """One raw input → float32 ``(num_windows, 6, window_steps)``."""
     samples, rate = load_item(item, config)
+    steps = resampled_length(samples.shape[-1], rate, config.target_sample_rate)
+    if steps > MAX_RESAMPLED_STEPS:
+        hours = steps / config.target_sample_rate / 3600
+        raise InputError(item, f"{samples.shape[-1]} samples at sample_rate={rate:g} Hz resample to {steps:,} steps "
+                               f"({hours:.1f} h at {config.target_sample_rate:g} Hz), more than the "
+                               f"{MAX_RESAMPLED_STEPS:,} that preprocessing holds in memory",
+                         fix="check that sample_rate is in Hz (not kHz, and not a period), or cut the recording "
+                             "to the part you want to embed")
     samples = resample(samples, rate, config.target_sample_rate)
     windows = normalize(split_windows(samples, config.window_steps, config.num_windows, config.pad_mode), config)
     with np.errstate(over="ignore"):  # overflow is reported below as an InputError

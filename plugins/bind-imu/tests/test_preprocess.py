@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from bind_imu import CHANNELS, ImuConfig, ImuRecording
+from bind_imu import preprocess as preprocess_module
 from bind_imu.preprocess import pad, preprocess_items, resample, window_starts
 
 from bindcore import InputError
@@ -214,6 +215,21 @@ def test_two_step_trace_is_rejected(tiny_config: ImuConfig) -> None:
 @pytest.mark.parametrize("rate", [0.0, -10.0, float("nan"), float("inf"), True, "200"])
 def test_bad_sample_rate(tiny_config: ImuConfig, rate: object) -> None:
     assert "sample_rate" in _error([ImuRecording(np.zeros((6, 50)), rate)], tiny_config).reason  # type: ignore[arg-type]
+
+
+def test_sample_rate_in_wrong_units_is_rejected_before_resampling(tiny_config: ImuConfig) -> None:
+    # 10 000 samples declared at 1e-4 Hz would resample to 4e10 steps at 400 Hz (hundreds of GB): refused before
+    # any allocation, naming the rate
+    error = _error([ImuRecording(_signal(10_000), 1e-4)], tiny_config)
+    assert "sample_rate=0.0001 Hz" in error.reason and "in Hz" in error.fix
+
+
+def test_longest_accepted_recording_still_resamples(tiny_config: ImuConfig, monkeypatch) -> None:
+    monkeypatch.setattr(preprocess_module, "MAX_RESAMPLED_STEPS", 4000)
+    ok = ImuRecording(_signal(1000), tiny_config.target_sample_rate / 4)  # exactly 4000 steps
+    assert preprocess_items([ok], tiny_config).shape[0] == 1
+    too_long = ImuRecording(_signal(1001), tiny_config.target_sample_rate / 4)
+    assert "4,004 steps" in _error([too_long], tiny_config).reason
 
 
 def test_bad_layout_bare_array_and_unknown_type(tiny_config: ImuConfig) -> None:
