@@ -117,8 +117,19 @@ def test_aten_backend_switches_it_off(backend):
 
 
 def test_unknown_backend_names_the_variable_and_choices(backend):
-    with pytest.raises(ValueError, match=r"BINDCORE_CPU_LINEAR='mkl'.*onednn, aten"):
+    with pytest.raises(ValueError, match=r"BINDCORE_CPU_LINEAR='mkl'.*auto, onednn, aten"):
         backend("mkl")
+
+
+@pytest.mark.parametrize(("machine", "expected"), [("x86_64", True), ("AMD64", True), ("aarch64", False),
+                                                   ("arm64", False)])
+def test_auto_uses_onednn_on_x86_64_only(machine, expected, monkeypatch):
+    monkeypatch.setattr(fast.platform, "machine", lambda: machine)
+    if fast._resolve("onednn") is None:
+        pytest.skip("this PyTorch build has no oneDNN linear")
+    assert (fast._resolve("auto") is not None) is expected
+    assert (fast._resolve(None) is not None) is expected  # unset variable = auto
+    assert fast._resolve("onednn") is not None  # explicit choice: any CPU with the op
 
 
 def test_environment_variable_is_read_at_import():

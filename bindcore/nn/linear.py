@@ -9,27 +9,35 @@ in summation order only, ~1e-6 relative.
 
 The oneDNN op (``torch.ops.mkldnn._linear_pointwise``) has no autograd formula, so it is used only where no
 gradient is needed: inference and the frozen anchor. Training keeps ``F.linear``. It also fuses a following
-GELU into the GEMM. ``BINDCORE_CPU_LINEAR=aten`` switches it off (everything then goes through ``F.linear``).
+GELU into the GEMM.
+
+``BINDCORE_CPU_LINEAR`` picks the backend: ``auto`` (default) uses oneDNN on x86-64, where it was measured, and
+``F.linear`` elsewhere (e.g. aarch64, whose oneDNN build goes through other kernels); ``onednn`` uses it on any
+CPU whose PyTorch build has it; ``aten`` always uses ``F.linear``.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 ENV_VAR = "BINDCORE_CPU_LINEAR"
-BACKENDS = ("onednn", "aten")
+BACKENDS = ("auto", "onednn", "aten")
+X86_64 = ("x86_64", "amd64")
 
 
 def _resolve(choice: str | None):
-    """The oneDNN linear op for backend ``choice``, or None for ``aten`` or a build without oneDNN."""
-    choice = (choice or "onednn").strip().lower() or "onednn"
+    """The oneDNN linear op for backend ``choice``, or None where ``F.linear`` is to be used."""
+    choice = (choice or "auto").strip().lower() or "auto"
     if choice not in BACKENDS:
         raise ValueError(f"{ENV_VAR}={choice!r} is not one of {', '.join(BACKENDS)}; unset it to use the default")
     if choice == "aten" or not torch.backends.mkldnn.is_available():
+        return None
+    if choice == "auto" and platform.machine().lower() not in X86_64:
         return None
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
@@ -39,7 +47,7 @@ _onednn_op = _resolve(os.environ.get(ENV_VAR))
 
 
 def set_backend(choice: str) -> None:
-    """Switch the CPU inference GEMM backend for this process: ``"onednn"`` (default) or ``"aten"``."""
+    """Switch the CPU inference GEMM backend for this process: ``"auto"`` (default), ``"onednn"`` or ``"aten"``."""
     global _onednn_op
     _onednn_op = _resolve(choice)
 
