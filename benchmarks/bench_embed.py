@@ -443,8 +443,13 @@ def main() -> None:
         return
     names = [n for n in args.modalities.split(",") if n]
     sizes = HUGE if args.size == "huge" else SMALL
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
-          f"items {args.items}, repeats {args.repeats}")
+    from bench_gemm import cpu_model
+
+    from bindcore.nn import linear as cpu_linear
+
+    backend = "oneDNN" if cpu_linear.uses_onednn(torch.ones(2, 2), torch.ones(2, 2)) else "F.linear"
+    print(f"{cpu_model()}, torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
+          f"items {args.items}, repeats {args.repeats}, bindcore inference GEMMs: {backend}")
     extra_head, extra_rule = (" compile (s) | compiled vs eager |", "---|---|") if args.compile else ("", "")
     print("| modality | reference re-impl. (items/s) | bindcore (items/s) | speed-up | max abs diff (unit vectors) |"
           + extra_head)
