@@ -80,16 +80,18 @@ def resample(samples: np.ndarray, rate: float, target_rate: float) -> np.ndarray
     treats the recording as periodic (a jump between its last and first sample rings at the edges).
     Equal rates return the input unchanged.
     """
-    if abs(rate - target_rate) <= _RATE_TOLERANCE * target_rate:
+    if _same_rate(rate, target_rate):
         return samples
     return scipy.signal.resample(samples, resampled_length(samples.shape[-1], rate, target_rate), axis=-1)
 
 
+def _same_rate(rate: float, target_rate: float) -> bool:
+    return abs(rate - target_rate) <= _RATE_TOLERANCE * target_rate
+
+
 def resampled_length(num_samples: int, rate: float, target_rate: float) -> int:
     """Steps that :func:`resample` turns ``num_samples`` at ``rate`` Hz into at ``target_rate`` Hz."""
-    if abs(rate - target_rate) <= _RATE_TOLERANCE * target_rate:
-        return num_samples
-    return max(1, round(num_samples * target_rate / rate))
+    return num_samples if _same_rate(rate, target_rate) else max(1, round(num_samples * target_rate / rate))
 
 
 def window_starts(length: int, window: int, count: int) -> list[int]:
