@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,15 +122,24 @@ def test_unknown_backend_names_the_variable_and_choices(backend):
         backend("mkl")
 
 
-@pytest.mark.parametrize(("machine", "expected"), [("x86_64", True), ("AMD64", True), ("aarch64", False),
-                                                   ("arm64", False)])
-def test_auto_uses_onednn_on_x86_64_only(machine, expected, monkeypatch):
-    monkeypatch.setattr(fast.platform, "machine", lambda: machine)
+@pytest.mark.parametrize(("machine", "vendor", "expected"), [
+    ("x86_64", "AuthenticAMD", True), ("AMD64", "AuthenticAMD", True), ("x86_64", "HygonGenuine", True),
+    ("x86_64", "GenuineIntel", False), ("x86_64", "", False), ("aarch64", "", False), ("arm64", "AuthenticAMD", False),
+])
+def test_auto_uses_onednn_on_amd_x86_64_only(machine, vendor, expected, monkeypatch):
     if fast._resolve("onednn") is None:
         pytest.skip("this PyTorch build has no oneDNN linear")
+    monkeypatch.setattr(fast.platform, "machine", lambda: machine)
+    monkeypatch.setattr(fast, "cpu_vendor", lambda: vendor)
     assert (fast._resolve("auto") is not None) is expected
     assert (fast._resolve(None) is not None) is expected  # unset variable = auto
     assert fast._resolve("onednn") is not None  # explicit choice: any CPU with the op
+
+
+def test_cpu_vendor_reads_this_machine():
+    vendor = fast.cpu_vendor()
+    if Path("/proc/cpuinfo").exists() and "vendor_id" in Path("/proc/cpuinfo").read_text():
+        assert vendor and vendor in Path("/proc/cpuinfo").read_text()
 
 
 def test_environment_variable_is_read_at_import():

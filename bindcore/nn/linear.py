@@ -1,19 +1,20 @@
 """Inference-time linear layers on the CPU through oneDNN instead of the BLAS behind ``F.linear``.
 
 PyTorch's x86 wheels run an fp32 ``F.linear`` on the CPU through MKL's sgemm. MKL picks its kernels by CPU
-vendor and takes a slower path on AMD processors: on the AMD EPYC (AVX-512) machine in BENCHMARKS.md it reaches
-~95 GFLOP/s per core on transformer shapes where oneDNN's fp32 GEMM, which ships in the same wheels and has no
-vendor check, reaches ~190. Both compute in IEEE fp32 (oneDNN only lowers precision when
-``torch.backends.mkldnn.matmul.fp32_precision`` asks for it, which this module leaves alone); results differ
-in summation order only, ~1e-6 relative.
+vendor and, on AMD processors, stays on its AVX2 path even where the CPU has AVX-512: on the AMD EPYC machine in
+BENCHMARKS.md it reaches ~95 GFLOP/s per core (the AVX2 FMA rate) on transformer shapes, where oneDNN's fp32
+GEMM, which ships in the same wheels and has no vendor check, reaches ~190. Both compute in IEEE fp32 (oneDNN
+only lowers precision when ``torch.backends.mkldnn.matmul.fp32_precision`` asks for it, which this module leaves
+alone); results differ in summation order only, ~1e-6 relative.
 
 The oneDNN op (``torch.ops.mkldnn._linear_pointwise``) has no autograd formula, so it is used only where no
 gradient is needed: inference and the frozen anchor. Training keeps ``F.linear``. It also fuses a following
 GELU into the GEMM.
 
-``BINDCORE_CPU_LINEAR`` picks the backend: ``auto`` (default) uses oneDNN on x86-64, where it was measured, and
-``F.linear`` elsewhere (e.g. aarch64, whose oneDNN build goes through other kernels); ``onednn`` uses it on any
-CPU whose PyTorch build has it; ``aten`` always uses ``F.linear``.
+``BINDCORE_CPU_LINEAR`` picks the backend: ``auto`` (default) uses oneDNN on x86-64 CPUs from AMD (and Hygon),
+where MKL is held back and the gain was measured, and ``F.linear`` elsewhere: on Intel CPUs MKL already runs at
+the vector units' rate (and packed-MKL, not oneDNN, is what PyTorch's own compiler picks there for fp32);
+``onednn`` uses it on any CPU whose PyTorch build has it; ``aten`` always uses ``F.linear``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ from torch import Tensor, nn
 ENV_VAR = "BINDCORE_CPU_LINEAR"
 BACKENDS = ("auto", "onednn", "aten")
 X86_64 = ("x86_64", "amd64")
+MKL_HELD_BACK_VENDORS = ("AuthenticAMD", "HygonGenuine")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or ``""`` when it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    processor = platform.processor()  # Windows: "AMD64 Family 25 Model 1 Stepping 1, AuthenticAMD"
+    return processor.rsplit(",", 1)[-1].strip() if "," in processor else ""
 
 
 def _resolve(choice: str | None):
@@ -37,7 +52,7 @@ def _resolve(choice: str | None):
         raise ValueError(f"{ENV_VAR}={choice!r} is not one of {', '.join(BACKENDS)}; unset it to use the default")
     if choice == "aten" or not torch.backends.mkldnn.is_available():
         return None
-    if choice == "auto" and platform.machine().lower() not in X86_64:
+    if choice == "auto" and (platform.machine().lower() not in X86_64 or cpu_vendor() not in MKL_HELD_BACK_VENDORS):
         return None
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
