@@ -13,7 +13,7 @@ GELU into the GEMM.
 
 ``BINDCORE_CPU_LINEAR`` picks the backend: ``auto`` (default) uses oneDNN on x86-64 CPUs from AMD (and Hygon),
 where MKL is held back and the gain was measured, and ``F.linear`` elsewhere: on Intel CPUs MKL already runs at
-the vector units' rate (and packed-MKL, not oneDNN, is what PyTorch's own compiler picks there for fp32);
+the vector units' rate (and PyTorch's own compiler uses packed MKL, not oneDNN, for fp32 linear layers);
 ``onednn`` uses it on any CPU whose PyTorch build has it; ``aten`` always uses ``F.linear``.
 """
 
