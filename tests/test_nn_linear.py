@@ -109,6 +109,14 @@ def test_inputs_it_does_not_take_fall_back_to_f_linear(backend):
         assert fast.linear(torch.randn(0, 4), weight).shape == (0, 6)
 
 
+def test_cpu_autocast_is_left_to_f_linear(backend):
+    backend("onednn")
+    x, weight = torch.randn(3, 4), torch.randn(6, 4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fast.uses_onednn(x, weight)
+        assert fast.linear(x, weight).dtype == F.linear(x, weight).dtype == torch.bfloat16
+
+
 def test_aten_backend_switches_it_off(backend):
     backend("aten")
     x, weight = torch.randn(3, 4), torch.randn(6, 4)

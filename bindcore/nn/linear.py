@@ -68,12 +68,15 @@ def set_backend(choice: str) -> None:
 
 
 def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
-    """Whether :func:`linear` runs ``x @ weight.T + bias`` through oneDNN (CPU, fp32, no autograd needed)."""
+    """Whether :func:`linear` runs ``x @ weight.T + bias`` through oneDNN (CPU, fp32, no CPU autocast, no autograd
+    needed)."""
     if _onednn_op is None or x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim < 2:
         return False
     if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
         return False
     if x.numel() == 0 or weight.numel() == 0:
+        return False
+    if torch.is_autocast_enabled("cpu"):  # the caller asked for autocast's lower precision: F.linear applies it
         return False
     if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
         return False
