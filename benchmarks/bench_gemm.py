@@ -41,14 +41,7 @@ def _seconds(fn, args: tuple, repeats: int) -> float:
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return fast.cpuinfo_field("model name") or platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -32,15 +32,22 @@ X86_64 = ("x86_64", "amd64")
 MKL_HELD_BACK_VENDORS = ("AuthenticAMD", "HygonGenuine")
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or ``""`` when it cannot be read."""
+def cpuinfo_field(name: str) -> str:
+    """The first ``name`` field of ``/proc/cpuinfo`` (e.g. ``"vendor_id"``, ``"model name"``), or ``""``."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("vendor_id"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return ""
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...), or ``""`` when it cannot be read."""
+    if vendor := cpuinfo_field("vendor_id"):
+        return vendor
     processor = platform.processor()  # Windows: "AMD64 Family 25 Model 1 Stepping 1, AuthenticAMD"
     return processor.rsplit(",", 1)[-1].strip() if "," in processor else ""
 
