@@ -84,10 +84,11 @@ class BindModel(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike[str], modalities: Sequence[str] | None = None, **kwargs: Any) -> BindModel:
         """Load saved modalities from ``path``: a directory of modality directories (``path/<name>``, as written
-        by ``bindcore convert``) or a single saved modality. Only ``modalities`` are read (default: all found)."""
+        by ``bindcore convert``), a ``bindcore train`` run directory, or a single saved modality. Only
+        ``modalities`` are read (default: all found)."""
         from bindcore.io import CONFIG_FILE, load_modality, read_meta
 
-        root = Path(path)
+        root = model_root(path)
         if (root / CONFIG_FILE).is_file():  # a single saved modality
             name = read_meta(root)["modality"]
             if modalities and list(modalities) != [name]:
@@ -284,16 +285,30 @@ def _moved_anchor(folder: Path) -> dict[str, Any]:
     if not isinstance(model, str) or not model.startswith("local-dir:"):
         return {}
     recorded = Path(model[len("local-dir:"):])
-    sibling = folder.parent / "anchor"
-    if recorded.is_dir() or not (sibling / "open_clip_config.json").is_file():
+    if recorded.is_dir():
         return {}
-    return {"anchor": {**anchor, "model": f"local-dir:{sibling.resolve()}"}}
+    # `bindcore convert` writes OUT/anchor beside OUT/<name>; a run directory has RUN/anchor above RUN/modalities.
+    for candidate in (folder.parent / "anchor", folder.parent.parent / "anchor"):
+        if (candidate / "open_clip_config.json").is_file():
+            return {"anchor": {**anchor, "model": f"local-dir:{candidate.resolve()}"}}
+    return {}
+
+
+def model_root(path: str | os.PathLike[str]) -> Path:
+    """Where the saved modalities of ``path`` are: ``path/modalities`` for a ``bindcore train`` run directory,
+    else ``path`` itself (a ``bindcore convert`` output or one saved modality)."""
+    from bindcore.io import CONFIG_FILE
+
+    base = Path(path)
+    if not (base / CONFIG_FILE).is_file() and (base / "recipe.yaml").is_file() and (base / "modalities").is_dir():
+        return base / "modalities"
+    return base
 
 
 def _modality_dir(root: str | os.PathLike[str], name: str) -> Path:
     from bindcore.io import CONFIG_FILE
 
-    base = Path(root)
+    base = model_root(root)
     return base if (base / CONFIG_FILE).is_file() else base / name
 
 
@@ -301,7 +316,7 @@ def available_modalities(root: str | os.PathLike[str]) -> list[str]:
     """Names of the saved modalities directly under ``root`` (sub-directories with ``bindcore.json``)."""
     from bindcore.io import CONFIG_FILE
 
-    base = Path(root)
+    base = model_root(root)
     if not base.is_dir():
         raise ConfigError(f"{base} is not a directory")
     return sorted(p.name for p in base.iterdir() if (p / CONFIG_FILE).is_file())

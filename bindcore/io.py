@@ -72,7 +72,8 @@ def warn_if_non_commercial(meta: dict[str, Any], where: str) -> None:
 
 
 def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
-    """Rebuild a modality saved with :func:`save_modality` (strict weight loading)."""
+    """Rebuild a modality saved with :func:`save_modality` (strict weight loading), in eval mode: ready to embed,
+    with stochastic depth and dropout off (a trainer switches to train mode itself)."""
     from safetensors.torch import load_file
 
     from bindcore.plugins import modality_class
@@ -84,4 +85,4 @@ def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
     module.weights_license = meta.get("license")
     module.weights_source = meta.get("source")
     warn_if_non_commercial(meta, str(path))
-    return module
+    return module.eval()

@@ -16,8 +16,8 @@ from bindcore.data.plan import ModalityPlan, StepPlan
 from bindcore.data.randaugment import OPS
 from bindcore.data.sources import ManifestSource, ToySource, read_manifest
 from bindcore.errors import ConfigError
-from bindcore.train.recipe import Augmentation, ImageCrop, RandAugment
-from bindcore.train.stubs import StubVision, make_feature_modality
+from bindcore.recipe import Augmentation, ImageCrop, RandAugment
+from bindcore.testing.stubs import StubVision, make_feature_modality
 
 
 def _write(tmp_path, rows, name="pairs.jsonl"):

@@ -9,8 +9,8 @@ import yaml
 
 from bindcore.errors import ConfigError
 from bindcore.plugins import set_registry
-from bindcore.train.recipe import apply_override, load_recipe, validate_recipe
-from bindcore.train.stubs import stub_registry, tiny_recipe
+from bindcore.recipe import apply_override, load_recipe, validate_recipe
+from bindcore.testing.stubs import stub_registry, tiny_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from bindcore.errors import NonFiniteError
 from bindcore.plugins import set_registry
+from bindcore.recipe import validate_recipe
+from bindcore.testing.stubs import stub_registry, tiny_ddp_worker, tiny_recipe
 from bindcore.train.checkpoint import list_checkpoints, load_checkpoint
-from bindcore.train.recipe import validate_recipe
-from bindcore.train.stubs import stub_registry, tiny_ddp_worker, tiny_recipe
 from bindcore.train.trainer import train
 
 
@@ -36,8 +36,14 @@ def _weights(out: Path, name: str) -> dict[str, torch.Tensor]:
 
 
 def test_end_to_end_train_and_eval_json(stubs, tmp_path):
+    from bindcore.eval.run import evaluate
+    from bindcore.run_setup import RunSetup
+    from bindcore.train.trainer import Trainer
+
     out = tmp_path / "run"
-    result = train(validate_recipe(tiny_recipe()), out, log=lambda _m: None)
+    trainer = Trainer(RunSetup(validate_recipe(tiny_recipe()), out, log=lambda _m: None))
+    result = trainer.fit()
+    evaluate(trainer.setup, trainer.modules, log=lambda _m: None)
     assert result.steps > 0 and set(result.final_losses) == {"toya", "toyb"}
     report = json.loads((out / "eval.json").read_text())
     assert report["emergent"] is True
@@ -59,16 +65,14 @@ def test_end_to_end_train_and_eval_json(stubs, tmp_path):
 
 
 def test_anchor_cache_reused_and_stale_detected(stubs, tmp_path):
+    from bindcore.anchor import load_anchor
     from bindcore.data.sources import ToySource
-    from bindcore.train.anchor_setup import FrozenOpenClip, build_tiny_open_clip
+    from bindcore.testing.stubs import StubVision
     from bindcore.train.cache import build_anchor_cache
-    from bindcore.train.recipe import TinyAnchor
-    from bindcore.train.stubs import StubVision
 
     vision = StubVision(image_size=16)
-    torch.manual_seed(0)
-    anchor = FrozenOpenClip(build_tiny_open_clip(TinyAnchor(embed_dim=16, image_size=16, vision_width=16,
-                                                            text_width=16, context_length=8)), {"t": 1})
+    anchor = load_anchor(tiny={"embed_dim": 16, "image_size": 16, "width": 16, "heads": 4, "text_width": 16,
+                               "context_length": 8})
     source = ToySource(20, 0, {"image": vision})
     first = build_anchor_cache(anchor, source, vision, tmp_path)
     expected = anchor.encode_image(vision.preprocess([source.load(i)["image"] for i in range(20)]))
@@ -100,10 +104,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stubs, tmp_path):
 
 
 def test_cached_anchor_equals_uncached(stubs, tmp_path):
-    plain = train(validate_recipe(tiny_recipe()), tmp_path / "plain", evaluate=False, log=lambda _m: None)
+    plain = train(validate_recipe(tiny_recipe()), tmp_path / "plain", log=lambda _m: None)
     raw = tiny_recipe()
     raw["anchor"]["cache_embeddings"] = True
-    cached = train(validate_recipe(raw), tmp_path / "cached", evaluate=False, log=lambda _m: None)
+    cached = train(validate_recipe(raw), tmp_path / "cached", log=lambda _m: None)
     assert list((tmp_path / "cached" / "anchor_cache").glob("anchor-*.npy"))
     assert plain.final_losses.keys() == cached.final_losses.keys()
     for name in ("toya", "toyb"):
@@ -115,7 +119,7 @@ def test_cached_anchor_equals_uncached(stubs, tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys
     from bindcore.plugins import Registry, set_registry
-    from bindcore.train.stubs import (FeatureModality, StubPlugin, StubText, StubVision, make_feature_modality,
+    from bindcore.testing.stubs import (FeatureModality, StubPlugin, StubText, StubVision, make_feature_modality,
                                       tiny_recipe)
 
     class SpatialToy(FeatureModality):  # toyb's 16 features as a 4x4 map, so map augmentations apply
@@ -132,7 +136,7 @@ SCRIPT = textwrap.dedent("""
     registry.add_plugin(StubPlugin(StubVision, StubText, make_feature_modality("toya"), SpatialToy), name="stubs",
                         version="0")
     set_registry(registry)
-    from bindcore.train.recipe import validate_recipe
+    from bindcore.recipe import validate_recipe
     from bindcore.train.trainer import train
     raw = tiny_recipe(steps_epochs=12, checkpoint_every=3)
     raw["data"]["workers"] = 1  # batches built in a worker process
@@ -143,7 +147,7 @@ SCRIPT = textwrap.dedent("""
     # RandAugment (its own RNG stream) and erasing on toyb's maps
     raw["modalities"]["toyb"]["train"]["augmentation"] = {"rand_augment": {"prob": 1.0}, "random_erase": 0.5}
     raw["modalities"]["toyb"]["drop_path"] = 0.2  # dropout draws from the restored global RNG
-    train(validate_recipe(raw), sys.argv[1], evaluate=False, log=lambda m: None)
+    train(validate_recipe(raw), sys.argv[1], log=lambda m: None)
 """)
 
 
@@ -184,7 +188,7 @@ def test_gloo_ddp_two_processes_match_one_process(stubs, tmp_path):
     import torch.multiprocessing as mp
 
     single = tmp_path / "single"
-    train(validate_recipe(tiny_recipe(steps_epochs=2)), single, evaluate=False, log=lambda _m: None)
+    train(validate_recipe(tiny_recipe(steps_epochs=2)), single, log=lambda _m: None)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -219,7 +223,7 @@ def test_cache_anchor_command_then_training_reuses_it(stubs, tmp_path):
 def test_learnable_temperature_moves_and_fixed_stays(stubs, tmp_path):
     raw = tiny_recipe()
     raw["modalities"]["toyb"]["train"]["learnable_temperature"] = True
-    train(validate_recipe(raw), tmp_path / "run", evaluate=False, log=lambda _m: None)
+    train(validate_recipe(raw), tmp_path / "run", log=lambda _m: None)
     temperatures = json.loads((tmp_path / "run" / "temperatures.json").read_text())
     assert temperatures["toya"] == pytest.approx(0.1)
     assert temperatures["toyb"] != pytest.approx(0.1, abs=1e-6)
@@ -245,5 +249,5 @@ def test_grad_accumulation_trains(stubs, tmp_path):
     raw = tiny_recipe()
     for block in raw["modalities"].values():
         block["train"]["grad_accumulation"] = 2
-    result = train(validate_recipe(raw), tmp_path / "run", evaluate=False, log=lambda _m: None)
+    result = train(validate_recipe(raw), tmp_path / "run", log=lambda _m: None)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())

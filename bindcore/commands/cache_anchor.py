@@ -11,19 +11,22 @@ def register(cli: click.Group) -> None:
     @cli.command("cache-anchor")
     @click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Run directory (the cache goes to anchor.cache_dir or OUT/anchor_cache).")
+                  help="Run directory (the cache goes to anchor.cache_embeddings_dir or OUT/anchor_cache).")
     def cache_anchor_command(recipe: Path, out: Path | None) -> None:
         """Compute the anchor's image embeddings once into memory-mapped files (stale caches are rebuilt).
 
-        Training uses them when the recipe sets anchor.cache_embeddings: true (same --out or anchor.cache_dir).
+        Training uses them when the recipe sets anchor.cache_embeddings: true (same --out, or
+        anchor.cache_embeddings_dir).
         """
         from bindcore.errors import BindcoreError
-        from bindcore.train.recipe import load_recipe
-        from bindcore.train.trainer import build_anchor_caches
+        from bindcore.recipe import load_recipe
+        from bindcore.run_setup import RunSetup
+        from bindcore.train.cache import cache_anchor
 
         try:
             validated = load_recipe(recipe)
-            caches = build_anchor_caches(validated, out or Path("runs") / validated.recipe.name, log=click.echo)
+            setup = RunSetup(validated, out or Path("runs") / validated.name, log=click.echo)
+            caches = cache_anchor(setup, log=click.echo)
         except BindcoreError as exc:
             raise click.ClickException(str(exc)) from None
         for name, cache in caches.items():

@@ -25,7 +25,7 @@ def register(cli: click.Group) -> None:
                       overrides: tuple[str, ...], check: bool, no_eval: bool) -> None:
         """Bind the modalities of RECIPE to its frozen anchor (each step trains one anchor–modality pair)."""
         from bindcore.errors import BindcoreError
-        from bindcore.train.recipe import load_recipe
+        from bindcore.recipe import load_recipe
 
         started = time.perf_counter()
         try:
@@ -35,13 +35,19 @@ def register(cli: click.Group) -> None:
         if check:
             click.echo(f"{recipe}: valid ({', '.join(validated.modalities)})")
             return
-        from bindcore.train.trainer import train
+        from bindcore.eval.run import evaluate
+        from bindcore.run_setup import RunSetup
+        from bindcore.train.trainer import Trainer
 
-        out = out or Path("runs") / validated.recipe.name
+        out = out or Path("runs") / validated.name
         mode: bool | str = False if no_resume else (resume or "auto")
         try:
-            train(validated, out, resume=mode, evaluate=False if no_eval else None,
-                           log=lambda m: click.echo(m, err=False))
+            setup = RunSetup(validated, out, log=click.echo)
+            trainer = Trainer(setup)
+            trainer.fit(resume=mode)
+            if validated.eval.enabled and not no_eval and setup.ctx.is_main:
+                evaluate(setup, trainer.modules, log=click.echo)
+            setup.ctx.barrier()
         except BindcoreError as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
         click.echo(f"done in {time.perf_counter() - started:.0f}s: {out}", file=sys.stdout)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from bindcore.data.plan import StepPlan, _seed_of
+from bindcore.data.plan import StepPlan, seed_of
 from bindcore.data.randaugment import rand_augment
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import ConfigError
@@ -91,7 +91,7 @@ def augment(x: Tensor, settings: Any, generator: torch.Generator, axes: Mapping[
         h_axis, w_axis = _axis(x, axes, "height"), _axis(x, axes, "width")
         if rand_augment_generator is None:
             rand_augment_generator = torch.Generator().manual_seed(
-                _seed_of("rand-augment", generator.initial_seed()) % 2**63)
+                seed_of("rand-augment", generator.initial_seed()) % 2**63)
         x = rand_augment(x, settings.rand_augment, rand_augment_generator, h_axis, w_axis)
 
     def uniform() -> float:
@@ -233,7 +233,7 @@ class StepBatches(Dataset):
             images = self._inputs(name, IMAGE_KEY, indices, self.image_preprocessor)
             if settings is not None and settings.image_crop is not None:
                 # Its own stream: switching crops on or off leaves the other augmentations' draws unchanged.
-                crop_rng = torch.Generator().manual_seed(_seed_of("image-crop", self.seed, global_step,
+                crop_rng = torch.Generator().manual_seed(seed_of("image-crop", self.seed, global_step,
                                                                   self.rank) % 2**63)
                 image_axes = getattr(self.image_preprocessor, "augment_axes", None) or ANCHOR_IMAGE_AXES
                 h_axis, w_axis = _axis(images, image_axes, "height"), _axis(images, image_axes, "width")
@@ -245,11 +245,11 @@ class StepBatches(Dataset):
                 batch["crop_boxes"] = boxes
             batch["images"] = images
         if settings is not None:
-            generator = torch.Generator().manual_seed(_seed_of("augment", self.seed, global_step, self.rank) % 2**63)
+            generator = torch.Generator().manual_seed(seed_of("augment", self.seed, global_step, self.rank) % 2**63)
             # RandAugment on the bound modality's map only (as the paper's depth/thermal side), after the aligned
             # crop; its geometric ops move the map against the image, by at most what the paper's recipe does.
             rand_generator = torch.Generator().manual_seed(
-                _seed_of("rand-augment", self.seed, global_step, self.rank) % 2**63)
+                seed_of("rand-augment", self.seed, global_step, self.rank) % 2**63)
             inputs = augment(inputs, settings, generator, axes, rand_generator)
         batch["inputs"] = inputs
         return batch

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _seed_of(*parts: object) -> int:
+def seed_of(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
@@ -44,7 +44,7 @@ class ModalityPlan:
     def indices(self, seed: int, local_step: int) -> np.ndarray:
         """Dataset indices of this modality's ``local_step``-th batch (a pure function)."""
         epoch, position = divmod(local_step, self.steps_per_epoch)
-        rng = np.random.default_rng(_seed_of("epoch-order", seed, self.name, epoch))
+        rng = np.random.default_rng(seed_of("epoch-order", seed, self.name, epoch))
         order = rng.permutation(np.arange(self.samples_per_epoch) % self.num_items)
         return order[position * self.batch_size:(position + 1) * self.batch_size]
 

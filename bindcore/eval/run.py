@@ -18,7 +18,9 @@ from torch import Tensor
 from bindcore.data.batches import preprocess_all
 from bindcore.data.sources import IMAGE_KEY, ToySource
 from bindcore.eval.metrics import arithmetic_top2, class_embeddings, retrieval_recall, zero_shot_top1
+from bindcore.eval.prompts import DEFAULT_TEMPLATES
 from bindcore.eval.report import format_table, save_plot
+from bindcore.run_setup import EVAL_SCENES_OFFSET, RunSetup
 from bindcore.toyworld import CONCEPTS, generate_scenes
 
 
@@ -35,17 +37,17 @@ def _embed(module: Any, inputs: Tensor, batch_size: int, device: torch.device) -
 
 
 @torch.no_grad()
-def evaluate(recipe: Any, anchor: Any, vision: Any, text: Any, modules: dict[str, Any], out: Path | None, *,
-             device: torch.device | str = "cpu", log: Callable[[str], None] = print,
-             pairing: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run every metric; write ``out/eval.json`` and ``out/eval.png``; print a Table-2-style table."""
-    from bindcore.train.anchor_setup import DEFAULT_TEMPLATES
-
+def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, *,
+             log: Callable[[str], None] = print, pairing: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run every metric on the toy world's held-out scenes with ``setup``'s anchor and ``modules``; write
+    ``out/eval.json`` and ``out/eval.png`` (``out`` defaults to the run directory); print a Table-2-style table."""
+    recipe, anchor, vision, text = setup.recipe, setup.anchor, setup.vision, setup.text
+    device = setup.ctx.device
+    out = setup.out if out is None else out
     started = time.perf_counter()
-    device = torch.device(device)
-    settings = recipe.recipe.eval
-    toy = recipe.recipe.data.toy
-    workers = recipe.recipe.data.workers
+    settings = recipe.eval
+    toy = recipe.data.toy
+    workers = recipe.data.workers
     templates = settings.templates or list(DEFAULT_TEMPLATES)
     pairing = pairing or {name: "image" for name in modules}
     skipped = {}
@@ -56,7 +58,7 @@ def evaluate(recipe: Any, anchor: Any, vision: Any, text: Any, modules: dict[str
             renderers[name] = module
         except NotImplementedError:
             skipped[name] = "no toy-world renderer"
-    source = ToySource(toy.eval_scenes, toy.seed + 1_000_003, renderers)
+    source = ToySource(toy.eval_scenes, toy.seed + EVAL_SCENES_OFFSET, renderers)
     labels = torch.tensor([source.label(i) for i in range(len(source))])
     prototypes = class_embeddings(
         CONCEPTS, templates, lambda texts: anchor.encode_text(text.preprocess(texts).to(device)).cpu())
@@ -128,44 +130,8 @@ def _concept_similarity(embeddings: dict[str, Tensor], labels: Tensor, classes: 
     return a, b, means[0] @ means[1].T
 
 
-def evaluate_trainer(trainer: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-    modules = {name: head.modality for name, head in trainer.heads.items()}
-    return evaluate(trainer.recipe, trainer.anchor, trainer.vision, trainer.text, modules, trainer.out,
-                    device=trainer.ctx.device, log=log)
-
-
 def evaluate_run_dir(run_dir: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``bindcore eval RUN_DIR``: reload the recipe, the anchor and the trained modalities, then evaluate."""
-    from bindcore.errors import ConfigError
-    from bindcore.io import load_modality
-    from bindcore.train.anchor_setup import FrozenOpenClip, load_named_anchor
-    from bindcore.train.recipe import load_recipe
-    from bindcore.train.trainer import build_anchor_side
-
-    run_dir = Path(run_dir)
-    recipe_path = run_dir / "recipe.yaml"
-    if not recipe_path.is_file():
-        raise ConfigError(f"{run_dir} is not a bindcore run directory (no recipe.yaml); "
-                          f"train first: bindcore train RECIPE --out {run_dir}")
-    recipe = load_recipe(recipe_path, check_files=False)
-    vision, text = build_anchor_side(recipe)
-    if recipe.anchor.model == "tiny":
-        from bindcore.train.anchor_setup import build_tiny_open_clip
-
-        state_path = run_dir / "anchor" / "anchor.pt"
-        if not state_path.is_file():
-            raise ConfigError(f"{state_path} is missing: the run did not finish pretraining its anchor")
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        model = build_tiny_open_clip(recipe.anchor.tiny)
-        model.load_state_dict(saved["state_dict"])
-        anchor = FrozenOpenClip(model, {"model": "tiny", **saved["meta"]})
-    else:
-        anchor = load_named_anchor(recipe.anchor, recipe.resolve)
-    modules = {}
-    for name in recipe.modalities:
-        path = run_dir / "modalities" / name
-        if not path.is_dir():
-            raise ConfigError(f"{path} is missing: the run has not finished training {name}")
-        modules[name] = load_modality(path)
-    return evaluate(recipe, anchor, vision, text, modules, Path(out) if out else run_dir, log=log)
+    """``bindcore eval RUN_DIR``: the run's recipe, its anchor and its trained modalities, evaluated again."""
+    setup = RunSetup.from_run_dir(run_dir, log=log)
+    return evaluate(setup, setup.load_modalities(), Path(out) if out else None, log=log)

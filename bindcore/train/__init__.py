@@ -1,7 +1,6 @@
-"""Training: recipes, the binding trainer, checkpoints and cached anchor embeddings."""
+"""Training: the binding trainer, checkpoints and cached anchor embeddings (recipes: :mod:`bindcore.recipe`; the
+run's anchor, modalities and data: :mod:`bindcore.run_setup`)."""
 
-from bindcore.train.recipe import Recipe, TrainSettings, ValidatedRecipe, load_recipe, validate_recipe
 from bindcore.train.trainer import Trainer, TrainResult, train
 
-__all__ = ["Recipe", "TrainResult", "TrainSettings", "Trainer", "ValidatedRecipe", "load_recipe", "train",
-           "validate_recipe"]
+__all__ = ["TrainResult", "Trainer", "train"]

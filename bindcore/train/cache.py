@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from bindcore.data.batches import preprocess_all
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 
 
@@ -110,4 +109,16 @@ class _ImageChunks(torch.utils.data.Dataset):
             [self.source.load(i, (IMAGE_KEY,))[IMAGE_KEY] for i in range(number * self.chunk, stop)])
 
 
-__all__ = ["AnchorCache", "build_anchor_cache", "preprocess_all"]
+def cache_anchor(setup: Any, *, log: Any = print) -> dict[str, AnchorCache]:
+    """``bindcore cache-anchor``: the anchor's image embeddings of every modality's training data, computed once
+    (or found fresh) where a run of the same recipe and output directory will look for them. Trains nothing."""
+    modules = setup.build_modalities()
+    caches = {}
+    for name in sorted(setup.recipe.modalities):
+        source = setup.source(name, modules[name])
+        caches[name] = build_anchor_cache(setup.anchor, source, setup.vision, setup.anchor_cache_dir(),
+                                          device=setup.ctx.device, workers=setup.recipe.data.workers, log=log)
+    return caches
+
+
+__all__ = ["AnchorCache", "build_anchor_cache", "cache_anchor"]

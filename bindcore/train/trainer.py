@@ -19,67 +19,32 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all
-from bindcore.data.plan import ModalityPlan, StepPlan, _seed_of
-from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
-from bindcore.errors import AnchorUnavailableError, ConfigError, NonFiniteError
-from bindcore.train.anchor_setup import (
-    DEFAULT_TEMPLATES,
-    WEIGHT_SUFFIXES,
-    FrozenOpenClip,
-    load_anchor_state,
-    load_named_anchor,
-    pretrain_tiny_anchor,
-    save_anchor_state,
-)
+from bindcore.data.plan import ModalityPlan, StepPlan, seed_of
+from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.errors import ConfigError, NonFiniteError
+from bindcore.loss import InfoNCE
+from bindcore.recipe import ValidatedRecipe
+from bindcore.run_setup import MODALITIES_DIR, RunSetup
 from bindcore.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bindcore.train.recipe import ModalityRecipe, ValidatedRecipe
 
 METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
                   "elapsed_s")
 
 
-# -- loss ---------------------------------------------------------------------------------------------
-def contrastive_loss(z: Tensor, target: Tensor, temperature: Tensor) -> Tensor:
-    """Symmetric InfoNCE between bound-modality rows and anchor rows (negatives gathered across ranks)."""
-    try:
-        from bindcore.loss import info_nce
-    except ImportError:  # the core loss engine is optional at this layer; same maths, plain version
-        return _plain_info_nce(z, target, temperature)
-    return info_nce(z, target, temperature)
-
-
-def _plain_info_nce(a: Tensor, b: Tensor, temperature: Tensor) -> Tensor:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        import torch.distributed.nn.functional as dist_fn
-
-        rank, local = dist.get_rank(), a.shape[0]
-        all_a = torch.cat(dist_fn.all_gather(a))
-        all_b = torch.cat(dist_fn.all_gather(b))
-        labels = torch.arange(local, device=a.device) + rank * local
-        logits_ab = a @ all_b.T / temperature
-        logits_ba = b @ all_a.T / temperature
-        return (F.cross_entropy(logits_ab, labels) + F.cross_entropy(logits_ba, labels)) / 2
-    logits = a @ b.T / temperature
-    labels = torch.arange(a.shape[0], device=a.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
-
-
 class BindHead(nn.Module):
-    """A trainable modality plus its InfoNCE temperature (stored as log, learnable or fixed)."""
+    """A trainable modality plus its InfoNCE loss (:class:`bindcore.loss.InfoNCE`, fixed or learnable temperature)."""
 
     def __init__(self, modality: nn.Module, temperature: float, learnable: bool):
         super().__init__()
         self.modality = modality
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=learnable)
+        self.loss = InfoNCE(temperature, learnable=learnable)
 
-    def temperature(self) -> Tensor:
-        # ImageBind/CLIP clamp the logit scale at 100, i.e. temperature >= 0.01
-        return self.log_temperature.exp().clamp(min=0.01)
+    def temperature(self) -> float:
+        return self.loss.temperature
 
     def forward(self, x: Tensor) -> Tensor:
         return self.modality(x)
@@ -93,170 +58,6 @@ def lr_at(settings: Any, plan: ModalityPlan, local_step: int) -> float:
     span = max(1, plan.total_steps - warmup)
     progress = min(1.0, (local_step - warmup) / span)
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-# -- setup helpers ------------------------------------------------------------------------------------
-@dataclass
-class Context:
-    recipe: ValidatedRecipe
-    out: Path
-    device: torch.device
-    rank: int = 0
-    world_size: int = 1
-    autocast_dtype: torch.dtype | None = None
-    log: Callable[[str], None] = print
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; initialises the process group when world > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def make_context(recipe: ValidatedRecipe, out: Path, log: Callable[[str], None]) -> Context:
-    run = recipe.run
-    rank, world = init_distributed()
-    if run.device == "cuda" or (run.device == "auto" and torch.cuda.is_available()):
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" and run.precision in ("auto", "bf16") else None
-    if run.threads:
-        torch.set_num_threads(run.threads)
-    return Context(recipe, out, device, rank, world, dtype, log if rank == 0 else (lambda _msg: None))
-
-
-def anchor_plugin_config(recipe: ValidatedRecipe, plugin_cls: type, block: dict[str, Any]) -> dict[str, Any]:
-    """The vision/text plugin config: the recipe block plus, where the plugin has one, its ``anchor`` field
-    pointing at the recipe's anchor (for the tiny anchor: the same architecture, so sizes agree)."""
-    from bindcore.train.anchor_setup import tiny_arch
-
-    options = dict(block)
-    if "anchor" in getattr(plugin_cls.Config, "model_fields", {}) and "anchor" not in options:
-        spec = recipe.anchor
-        if spec.model == "tiny":
-            options["anchor"] = {"arch": tiny_arch(spec.tiny)}
-        else:
-            pretrained = spec.pretrained
-            if pretrained and (os.sep in pretrained or pretrained.endswith(WEIGHT_SUFFIXES)):
-                pretrained = str(recipe.resolve(pretrained))  # the same file load_named_anchor reads
-            options["anchor"] = {"model": spec.model, "pretrained": pretrained}
-    return options
-
-
-def build_anchor_side(recipe: ValidatedRecipe, log: Callable[[str], None] = print) -> tuple[Any, Any]:
-    """The vision and text plugins, used here to render and preprocess the anchor's images and captions.
-
-    Without those plugins installed, small built-in stand-ins render and preprocess toy images/captions;
-    a recipe with real (non-toy) data needs the real plugins and fails with the install hint.
-    """
-    from bindcore.errors import UnknownModalityError
-    from bindcore.plugins import get_registry
-    from bindcore.train.stubs import StubText, StubVision
-
-    registry = get_registry()
-    built = []
-    sides = (("vision", recipe.anchor.image, StubVision), ("text", recipe.anchor.text, StubText))
-    for plugin, block, fallback in sides:
-        try:
-            cls = registry.get(plugin)
-        except UnknownModalityError:
-            if any(block.data.kind != "toy" for block in recipe.modalities.values()):
-                raise  # the stand-ins only render toy scenes; real images and captions need the plugin
-            log(f"the '{plugin}' plugin is not installed: using bindcore's built-in toy {plugin} stand-in")
-            cls = fallback
-            fields = fallback.Config.model_fields
-            built.append(cls(**{k: v for k, v in block.items() if k in fields}))
-            continue
-        built.append(cls(**anchor_plugin_config(recipe, cls, block)))
-    return built[0], built[1]
-
-
-def build_modalities(recipe: ValidatedRecipe) -> dict[str, nn.Module]:
-    """Each bound modality, initialised from a seed of its own (so adding one doesn't change the others)."""
-    from bindcore.plugins import get_registry
-
-    modules = {}
-    for name, block in sorted(recipe.modalities.items()):
-        torch.manual_seed(_seed_of("init", recipe.run.seed, name) % 2**63)
-        modules[name] = get_registry().get(name)(block.config)
-    return modules
-
-
-def build_source(recipe: ValidatedRecipe, name: str, block: ModalityRecipe, vision: Any, module: Any,
-                 *, split: str = "train") -> PairedSource:
-    toy = recipe.recipe.data.toy
-    if block.data.kind == "toy":
-        count = toy.train_scenes if split == "train" else toy.eval_scenes
-        seed = toy.seed if split == "train" else toy.seed + 1_000_003
-        return ToySource(count, seed, {IMAGE_KEY: vision, name: module})
-    if block.data.kind == "manifest":
-        return ManifestSource(recipe.resolve(block.data.manifest or ""), name)
-    return ShardSource(str(recipe.resolve(block.data.shards or "")), name)
-
-
-def prepare_anchor(ctx: Context, vision: Any, text: Any) -> FrozenOpenClip:
-    """A named anchor with weights, or the tiny anchor: loaded from the run dir or pretrained on toy pairs."""
-    spec = ctx.recipe.anchor
-    if spec.model != "tiny":
-        return load_named_anchor(spec, ctx.recipe.resolve).to(ctx.device)
-    meta = {"tiny": spec.tiny.model_dump(), "pretrain": spec.pretrain.model_dump(), "seed": ctx.recipe.run.seed,
-            "toy_seed": ctx.recipe.recipe.data.toy.seed, "image": spec.image, "text": spec.text,
-            "templates": ctx.recipe.recipe.eval.templates}
-    path = ctx.out / "anchor" / "anchor.pt"
-    model = load_anchor_state(path, spec, meta)
-    if model is None:
-        if ctx.world_size > 1 and not ctx.is_main:
-            dist.barrier()  # rank 0 pretrains; the others wait and load its result
-            model = load_anchor_state(path, spec, meta)
-        else:
-            model = _pretrain(ctx, vision, text)
-            save_anchor_state(model, path, meta)
-            if ctx.world_size > 1:
-                dist.barrier()
-    elif ctx.world_size > 1:
-        dist.barrier()
-    assert model is not None
-    return FrozenOpenClip(model, {"model": "tiny", **meta}).to(ctx.device)
-
-
-def _pretrain(ctx: Context, vision: Any, text: Any) -> nn.Module:
-    from bindcore.toyworld import CONCEPTS
-
-    spec = ctx.recipe.anchor
-    cfg = spec.pretrain
-    toy_seed = ctx.recipe.recipe.data.toy.seed + 7_919  # its own scenes: not the binding or eval scenes
-    source = ToySource(cfg.scenes, toy_seed, {IMAGE_KEY: vision, "text": text})
-    workers = ctx.recipe.recipe.data.workers
-    started = time.perf_counter()
-    images = preprocess_all(source, IMAGE_KEY, vision, workers=workers)
-    templates = ctx.recipe.recipe.eval.templates or list(DEFAULT_TEMPLATES)
-    template_tokens = {
-        concept: text.preprocess([t.format(name) for t in templates]) for concept, name in enumerate(CONCEPTS)
-    }
-    captions: list[list[Tensor]] = []
-    plugin_captions = text.preprocess([source.load(i, ("text",))["text"] for i in range(len(source))])
-    for i in range(len(source)):
-        rows = [plugin_captions[i]]
-        if cfg.extra_templates:
-            rows += list(template_tokens[source.label(i)])
-        captions.append(rows)
-    ctx.log(f"anchor: rendered {len(source)} toy image–caption pairs in {time.perf_counter() - started:.1f}s; "
-            f"pretraining a tiny open_clip for {cfg.steps} steps")
-    model = pretrain_tiny_anchor(spec, images, captions, seed=ctx.recipe.run.seed,
-                                 progress=ctx.recipe.run.progress)
-    return model
 
 
 def _param_groups(head: BindHead, weight_decay: float) -> list[dict[str, Any]]:
@@ -284,37 +85,30 @@ class TrainResult:
     out: Path
     steps: int
     final_losses: dict[str, float] = field(default_factory=dict)
-    eval: dict[str, Any] | None = None
     seconds: float = 0.0
 
 
 class Trainer:
-    """Build everything a recipe describes, then :meth:`fit`."""
+    """Train the bound modalities of a :class:`RunSetup` (build with a recipe and an output directory), then
+    :meth:`fit`."""
 
-    def __init__(self, recipe: ValidatedRecipe, out: str | os.PathLike[str], *,
-                 log: Callable[[str], None] = print,
-                 step_hook: Callable[[int, dict[str, Any]], None] | None = None):
+    def __init__(self, setup: RunSetup, *, step_hook: Callable[[int, dict[str, Any]], None] | None = None):
         self.started = time.perf_counter()
-        self.out = Path(out)
-        self.ctx = make_context(recipe, self.out, log)
-        self.recipe = recipe
+        self.setup = setup
+        self.recipe = setup.recipe
+        self.out = setup.out
+        self.ctx = setup.ctx
         self.step_hook = step_hook
         if self.ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_recipe()
-        run = recipe.run
-        try:
-            self.vision, self.text = build_anchor_side(recipe, self.ctx.log)
-        except AnchorUnavailableError as exc:
-            raise AnchorUnavailableError(
-                f"anchor {recipe.anchor.model} / {recipe.anchor.pretrained}: {exc} — in the recipe, set "
-                f"anchor.pretrained to a local weights file") from None
-        self.anchor = prepare_anchor(self.ctx, self.vision, self.text)
-        self.modules = build_modalities(recipe)
+        run = self.recipe.run
+        self.anchor = setup.anchor
+        self.modules = setup.build_modalities()
         self.heads: dict[str, BindHead] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, module in self.modules.items():
-            settings = recipe.modalities[name].train
+            settings = self.recipe.modalities[name].train
             head = BindHead(module, settings.temperature, settings.learnable_temperature).to(self.ctx.device)
             if run.grad_checkpointing:
                 enable_grad_checkpointing(head)
@@ -339,17 +133,19 @@ class Trainer:
                               f"or delete {self.out / 'checkpoints'}")
         path.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False))
         marker.write_text(fingerprint + "\n")
+        if self.recipe.source is not None:  # recipe paths stay relative to the original file
+            (self.out / "recipe.source").write_text(str(self.recipe.source) + "\n")
 
     def _build_data(self) -> None:
-        recipe, ctx = self.recipe, self.ctx
-        workers = recipe.recipe.data.workers
+        recipe, ctx, setup = self.recipe, self.ctx, self.setup
+        workers = recipe.data.workers
         self.sources: dict[str, PairedSource] = {}
         stores: dict[tuple[str, str], Materialized] = {}
         shared: dict[str, Materialized] = {}
         caches: dict[str, Any] = {}
         plans = []
         for name, block in sorted(recipe.modalities.items()):
-            source = build_source(recipe, name, block, self.vision, self.modules[name])
+            source = setup.source(name, self.modules[name])
             self.sources[name] = source
             global_batch = block.train.batch_size
             if global_batch % ctx.world_size:
@@ -368,30 +164,29 @@ class Trainer:
             elif block.data.kind == "toy":
                 key = source.fingerprint(IMAGE_KEY)
                 if key not in shared:
-                    shared[key] = Materialized(preprocess_all(source, IMAGE_KEY, self.vision, workers=workers))
+                    shared[key] = Materialized(preprocess_all(source, IMAGE_KEY, setup.vision, workers=workers))
                 stores[(name, IMAGE_KEY)] = shared[key]
         self.plan = StepPlan(plans, recipe.run.seed, recipe.run.schedule)
         augmentations = {n: b.train.augmentation for n, b in recipe.modalities.items()
                          if any(v for v in b.train.augmentation.model_dump().values())}
-        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=self.vision,
+        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=setup.vision,
                                    augmentations=augmentations, seed=recipe.run.seed, stores=stores,
                                    anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size)
 
     def _anchor_cache(self, source: PairedSource) -> Any:
         from bindcore.train.cache import build_anchor_cache
 
-        spec = self.recipe.anchor
-        cache_dir = self.recipe.resolve(spec.cache_dir) if spec.cache_dir else self.out / "anchor_cache"
-        if self.ctx.world_size > 1 and not self.ctx.is_main:
-            dist.barrier()
-            return build_anchor_cache(self.anchor, source, self.vision, cache_dir, device=self.ctx.device,
-                                      workers=self.recipe.recipe.data.workers)
+        setup = self.setup
+        cache_dir = setup.anchor_cache_dir()
+        if not self.ctx.is_main:
+            self.ctx.barrier()  # rank 0 builds it; the others then find it fresh
+            return build_anchor_cache(self.anchor, source, setup.vision, cache_dir, device=self.ctx.device,
+                                      workers=self.recipe.data.workers)
         started = time.perf_counter()
-        cache = build_anchor_cache(self.anchor, source, self.vision, cache_dir, device=self.ctx.device,
-                                   workers=self.recipe.recipe.data.workers, log=self.ctx.log)
+        cache = build_anchor_cache(self.anchor, source, setup.vision, cache_dir, device=self.ctx.device,
+                                   workers=self.recipe.data.workers, log=self.ctx.log)
         self.ctx.log(f"anchor cache: {cache.path.name} ready ({len(cache)} rows, {time.perf_counter() - started:.1f}s)")
-        if self.ctx.world_size > 1:
-            dist.barrier()
+        self.ctx.barrier()
         return cache
 
     # -- state --------------------------------------------------------------------------------------
@@ -416,7 +211,7 @@ class Trainer:
         run, ctx = self.recipe.run, self.ctx
         ckpt_dir = self.out / "checkpoints"
         self.last_loss: dict[str, float] = {}
-        torch.manual_seed(_seed_of("train", run.seed) % 2**63)
+        torch.manual_seed(seed_of("train", run.seed) % 2**63)
         start = 0
         resume_from: Path | None = None
         if isinstance(resume, str) and resume != "auto":
@@ -440,10 +235,10 @@ class Trainer:
         return result
 
     def _loader(self, start: int, total: int) -> torch.utils.data.DataLoader:
-        workers = self.recipe.recipe.data.workers
+        workers = self.recipe.data.workers
         return torch.utils.data.DataLoader(
             self.batches, batch_size=None, sampler=range(start, total), num_workers=workers,
-            prefetch_factor=self.recipe.recipe.data.prefetch if workers else None,
+            prefetch_factor=self.recipe.data.prefetch if workers else None,
             generator=torch.Generator(),  # never draws from the global RNG: resume stays bit-identical
         )
 
@@ -491,7 +286,7 @@ class Trainer:
                 context = wrapped.no_sync() if (not sync_now and hasattr(wrapped, "no_sync")) else _null()
                 with context, self._autocast():
                     z = wrapped(head.modality.to_model_input(x) if hasattr(head.modality, "to_model_input") else x)
-                    loss = contrastive_loss(z.float(), y, head.temperature())
+                    loss = head.loss(z.float(), y).loss
                 if not torch.isfinite(loss):
                     self._non_finite(step, name, local_step, f"loss {loss.item()}", last_good)
                 (loss / micro).backward()
@@ -514,7 +309,7 @@ class Trainer:
                 bar.set_postfix({f"loss_{n}": f"{v:.3f}" for n, v in sorted(self.last_loss.items())}
                                 | {"samples/s": f"{throughput:.0f}"}, refresh=False)
                 if done % run.log_every == 0 or done == total:
-                    self._log_metrics(done, name, local_step, loss_total, lr, head.temperature().item(),
+                    self._log_metrics(done, name, local_step, loss_total, lr, head.temperature(),
                                       float(grad_norm), throughput)
             if done % run.checkpoint_every == 0 or done == total:
                 if ctx.is_main:
@@ -577,10 +372,14 @@ class Trainer:
             self.tb = None
 
     def _save_modalities(self) -> None:
+        """Everything a later ``--model RUN`` needs: the trained modalities plus the anchor's towers."""
+        folder = self.out / MODALITIES_DIR
+        made_by = f"bindcore train {self.recipe.name}"
         for name, head in self.heads.items():
-            head.modality.save(self.out / "modalities" / name, overwrite=True,
-                               source=f"bindcore train {self.recipe.recipe.name}")
-        temperatures = {n: h.temperature().item() for n, h in self.heads.items()}
+            head.modality.save(folder / name, overwrite=True, source=made_by)
+        for tower in (self.setup.vision, self.setup.text):
+            tower.save(folder / tower.name, overwrite=True, source=made_by)
+        temperatures = {n: h.temperature() for n, h in self.heads.items()}
         (self.out / "temperatures.json").write_text(json.dumps(temperatures, indent=2) + "\n")
 
 
@@ -592,42 +391,15 @@ class _null:
         return None
 
 
-def build_anchor_caches(recipe: ValidatedRecipe, out: str | os.PathLike[str], *,
-                        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``bindcore cache-anchor``: the anchor's image embeddings of every modality's training data, computed
-    once (or found fresh) where a run of ``recipe`` in ``out`` will look for them. Trains nothing."""
-    from bindcore.train.cache import build_anchor_cache
-
-    out = Path(out)
-    ctx = make_context(recipe, out, log)
-    vision, text = build_anchor_side(recipe, log)
-    anchor = prepare_anchor(ctx, vision, text)
-    modules = build_modalities(recipe)
-    spec = recipe.anchor
-    cache_dir = recipe.resolve(spec.cache_dir) if spec.cache_dir else out / "anchor_cache"
-    caches = {}
-    for name, block in sorted(recipe.modalities.items()):
-        source = build_source(recipe, name, block, vision, modules[name])
-        caches[name] = build_anchor_cache(anchor, source, vision, cache_dir, device=ctx.device,
-                                          workers=recipe.recipe.data.workers, log=log)
-    return caches
-
-
 def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str | None = "auto",
-          evaluate: bool | None = None, log: Callable[[str], None] = print,
+          log: Callable[[str], None] = print,
           step_hook: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
-    """Run a validated recipe end to end: anchor, binding, then (rank 0) evaluation into ``out/eval.json``."""
-    trainer = Trainer(recipe, out, log=log, step_hook=step_hook)
+    """Train a validated recipe into ``out`` (auto-resuming from its latest checkpoint). Evaluation is separate:
+    :func:`bindcore.eval.run.evaluate` (the ``bindcore train`` command runs it afterwards)."""
+    trainer = Trainer(RunSetup(recipe, out, log=log), step_hook=step_hook)
     result = trainer.fit(resume=resume)
-    do_eval = recipe.recipe.eval.enabled if evaluate is None else evaluate
-    if do_eval and trainer.ctx.is_main:
-        from bindcore.eval.run import evaluate_trainer
-
-        result.eval = evaluate_trainer(trainer, log=log)
-    result.seconds = time.perf_counter() - trainer.started
-    if trainer.ctx.world_size > 1:
-        dist.barrier()
+    trainer.ctx.barrier()
     return result
 
 
-__all__ = ["BindHead", "TrainResult", "Trainer", "contrastive_loss", "lr_at", "train"]
+__all__ = ["BindHead", "TrainResult", "Trainer", "lr_at", "train"]

@@ -33,13 +33,16 @@ class TextModality(AnchorTowerModality):
 
     def __init__(self, config: ModalityConfig | None = None, **options: Any):
         super().__init__(config, **options)
-        anchor_length = self.anchor.context_length
+        # Read from the anchor's architecture, not its weights: tokenising works without them.
+        text_cfg = (self.anchor_config.architecture() or {}).get("text_cfg") or {}
+        anchor_length = int(text_cfg.get("context_length") or self.anchor.context_length)
+        vocab_size = int(text_cfg.get("vocab_size") or self.anchor.vocab_size)
         length = self.config.context_length or min(DEFAULT_CONTEXT_LENGTH, anchor_length)
         if length > anchor_length:
             raise ConfigError(f"text.context_length is {length} but the anchor's text tower takes at most "
                               f"{anchor_length} tokens; leave context_length unset to follow the anchor")
-        if self.anchor.vocab_size < VOCAB_SIZE:
-            raise ConfigError(f"the anchor's text tower has {self.anchor.vocab_size} token embeddings; CLIP's BPE "
+        if vocab_size < VOCAB_SIZE:
+            raise ConfigError(f"the anchor's text tower has {vocab_size} token embeddings; CLIP's BPE "
                               f"needs {VOCAB_SIZE} (use vocab_size={VOCAB_SIZE} in the anchor arch)")
         #: Token ids per text that ``preprocess`` returns.
         self.context_length = length

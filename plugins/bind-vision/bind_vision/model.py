@@ -34,11 +34,14 @@ class VisionModality(AnchorTowerModality):
 
     def __init__(self, config: ModalityConfig | None = None, **options: Any):
         super().__init__(config, **options)
-        anchor_size = self.anchor.image_size
-        size = self.config.image_size or anchor_size[0]
-        if (size, size) != anchor_size:
+        # Read from the anchor's architecture, not its weights: preprocessing works without them.
+        anchor_size = self.anchor_config.image_size()
+        if anchor_size is None:  # an architecture only the built model can tell
+            anchor_size = self.anchor.image_size[0]
+        size = self.config.image_size or anchor_size
+        if size != anchor_size:
             raise ConfigError(f"vision.image_size is {size} but the anchor's image tower takes "
-                              f"{anchor_size[0]}x{anchor_size[1]} images; leave image_size unset to follow the anchor")
+                              f"{anchor_size}x{anchor_size} images; leave image_size unset to follow the anchor")
         #: Side of the square images ``preprocess`` returns.
         self.image_size = size
         self.resize_size = self.config.resize_size or size

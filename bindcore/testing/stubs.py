@@ -165,10 +165,8 @@ def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dic
     return {
         "name": "tiny",
         "run": {"seed": 0, "checkpoint_every": 5, "tensorboard": False, "progress": False, "threads": 1, **run},
-        "anchor": {"model": "tiny",
-                   "tiny": {"embed_dim": 16, "image_size": 16, "patch_size": 8, "vision_width": 16,
-                            "vision_layers": 1, "vision_heads": 2, "text_width": 16, "text_layers": 1,
-                            "text_heads": 2, "context_length": 8},
+        "anchor": {"tiny": {"embed_dim": 16, "image_size": 16, "patch_size": 8, "width": 16, "layers": 1,
+                            "heads": 2, "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8},
                    "pretrain": {"steps": 5, "batch_size": 32, "scenes": 64, "warmup_steps": 1},
                    "image": {"image_size": 16}, "text": {"context_length": 8}},
         "data": {"toy": {"train_scenes": 64, "eval_scenes": 40}, "workers": 0},
@@ -184,13 +182,13 @@ def tiny_ddp_worker(rank: int, world: int, port: int, out: str, epochs: float = 
     import torch.distributed as dist
 
     from bindcore.plugins import set_registry
-    from bindcore.train.recipe import validate_recipe
+    from bindcore.recipe import validate_recipe
     from bindcore.train.trainer import train
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     set_registry(stub_registry("toya", "toyb"))
     try:
-        train(validate_recipe(tiny_recipe(steps_epochs=epochs)), out, evaluate=False, log=lambda _m: None)
+        train(validate_recipe(tiny_recipe(steps_epochs=epochs)), out, log=lambda _m: None)
     finally:
         dist.destroy_process_group()

@@ -1,28 +1,20 @@
-"""Training recipes: one YAML file, validated in two stages before any work starts.
-
-Stage 1 checks the top level (run settings, anchor, data, eval) against :class:`Recipe`. Stage 2 checks
-each ``modalities.<name>`` block: its reserved ``train`` and ``data`` sub-blocks against
-:class:`TrainSettings` / :class:`ModalityData`, and every other key against the plugin's own ``Config``
-(found through the registry). Every problem of both stages is collected into one :class:`ConfigError`
-whose lines name the YAML path (``modalities.audio.encoder.widht: unknown key, did you mean width?``).
+"""The schema of a training recipe: one pydantic model per block (run settings, anchor, data, eval, and the
+reserved ``train``/``data`` sub-blocks of each modality). Validation and loading are in :mod:`bindcore.recipe.load`.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bindcore.config import ModalityConfig, format_validation_error
-from bindcore.errors import ConfigError
+from bindcore.anchor.config import LOCAL_DIR_PREFIX, AnchorConfig, looks_like_weights_file
+from bindcore.config import ModalityConfig
 
 RESERVED_MODALITY_KEYS = ("train", "data")
 ANCHOR_MODALITIES = ("vision", "text")
@@ -162,24 +154,8 @@ class ModalityData(_Strict):
 
 
 # -- anchor -------------------------------------------------------------------------------------------
-class TinyAnchor(_Strict):
-    """Architecture of a tiny open_clip anchor (used when ``anchor.model`` is ``tiny``)."""
-
-    embed_dim: int = Field(64, ge=8)
-    image_size: int = Field(32, ge=8)
-    patch_size: int = Field(8, ge=1)
-    vision_width: int = Field(96, ge=8)
-    vision_layers: int = Field(2, ge=1)
-    vision_heads: int = Field(4, ge=1)
-    text_width: int = Field(64, ge=8)
-    text_layers: int = Field(2, ge=1)
-    text_heads: int = Field(4, ge=1)
-    context_length: int = Field(16, ge=4)
-    vocab_size: int = Field(49408, ge=16)
-
-
 class AnchorPretrain(_Strict):
-    """CLIP-style pretraining of a tiny anchor on toy image–caption pairs (stands in for web pretraining)."""
+    """CLIP-style pretraining of a random-init anchor on toy image–caption pairs (stands in for web pretraining)."""
 
     steps: int = Field(0, ge=0, description="0 = no pretraining")
     batch_size: int = Field(128, ge=2)
@@ -190,17 +166,36 @@ class AnchorPretrain(_Strict):
     extra_templates: bool = Field(True, description="also caption images with the eval prompt templates")
 
 
-class AnchorSpec(_Strict):
-    """The frozen anchor: an open_clip architecture with weights (paper: ViT-H-14 / laion2b_s32b_b79k)."""
+class RecipeAnchor(AnchorConfig):
+    """The recipe's ``anchor`` block: where the frozen anchor comes from (every :class:`AnchorConfig` key: ``model`` +
+    ``pretrained``, ``local-dir:``, ``arch``/``tiny`` + ``checkpoint``; paper: ViT-H-14 / laion2b_s32b_b79k), plus
+    how a run uses it."""
 
-    model: str = "ViT-H-14"
-    pretrained: str | None = "laion2b_s32b_b79k"
-    tiny: TinyAnchor = TinyAnchor()
     pretrain: AnchorPretrain = AnchorPretrain()
     image: dict[str, Any] = Field(default_factory=dict, description="config of the 'vision' plugin")
     text: dict[str, Any] = Field(default_factory=dict, description="config of the 'text' plugin")
     cache_embeddings: bool = Field(False, description="precompute the anchor's image embeddings once")
-    cache_dir: str | None = None
+    cache_embeddings_dir: str | None = Field(None, description="where cached embeddings go (default: RUN/anchor_cache)")
+
+    @model_validator(mode="after")
+    def _check_pretrain(self) -> RecipeAnchor:
+        if self.pretrain.steps and not self.random_init:
+            raise ValueError(f"pretrain.steps is {self.pretrain.steps}, but the anchor has weights "
+                             f"({self.describe()}); pretraining is for a random-init anchor (tiny or arch without "
+                             f"checkpoint): set pretrain.steps: 0 or drop the weights")
+        return self
+
+    def source(self, resolve: Any = None) -> AnchorConfig:
+        """The plain :class:`AnchorConfig` of this block; ``resolve`` maps recipe-relative paths to real ones."""
+        values = {key: getattr(self, key) for key in AnchorConfig.model_fields}
+        if resolve is not None:
+            if values["pretrained"] and looks_like_weights_file(values["pretrained"]):
+                values["pretrained"] = str(resolve(values["pretrained"]))
+            if values["checkpoint"]:
+                values["checkpoint"] = str(resolve(values["checkpoint"]))
+            if self.local_dir is not None:
+                values["model"] = f"{LOCAL_DIR_PREFIX}{resolve(str(self.local_dir))}"
+        return AnchorConfig.model_validate(values)
 
 
 # -- data, eval, run ---------------------------------------------------------------------------------
@@ -236,6 +231,8 @@ class RunSettings(_Strict):
     tensorboard: bool = True
     progress: bool = True
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: leave as is)")
+    dist_timeout_s: float = Field(1800.0, gt=0, description="seconds a collective waits for a stalled process "
+                                                           "before every process fails (torchrun runs)")
 
 
 class Recipe(_Strict):
@@ -243,7 +240,7 @@ class Recipe(_Strict):
 
     name: str = "bindcore-run"
     run: RunSettings = RunSettings()
-    anchor: AnchorSpec = AnchorSpec()
+    anchor: RecipeAnchor = RecipeAnchor()
     data: DataSettings = DataSettings()
     eval: EvalSettings = EvalSettings()
     modalities: dict[str, dict[str, Any]] = Field(min_length=1)
@@ -271,12 +268,32 @@ class ValidatedRecipe(BaseModel):
     raw: dict[str, Any]
 
     @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    @property
     def run(self) -> RunSettings:
         return self.recipe.run
 
     @property
-    def anchor(self) -> AnchorSpec:
+    def anchor(self) -> RecipeAnchor:
         return self.recipe.anchor
+
+    @property
+    def data(self) -> DataSettings:
+        return self.recipe.data
+
+    @property
+    def eval(self) -> EvalSettings:
+        return self.recipe.eval
+
+    def anchor_source(self) -> AnchorConfig:
+        """Where the run's anchor comes from, paths resolved against the recipe file. A random init takes the run's
+        seed unless the anchor block sets its own."""
+        source = self.anchor.source(self.resolve)
+        if source.random_init and "seed" not in self.anchor.model_fields_set:
+            source = source.model_copy(update={"seed": self.run.seed})
+        return source
 
     def fingerprint(self) -> str:
         """A hash of the validated content; a run directory refuses to resume a different recipe."""
@@ -285,183 +302,12 @@ class ValidatedRecipe(BaseModel):
 
     def resolve(self, path: str) -> Path:
         """A recipe path relative to the recipe file (environment variables and ``~`` expanded)."""
-        return _resolve(self.source, path)
+        return resolve_path(self.source, path)
 
 
-# -- loading ------------------------------------------------------------------------------------------
-def _validate(model: type[BaseModel], values: Any, prefix: str, problems: list[str]) -> Any:
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        problems.extend(format_validation_error(model, error, prefix).splitlines())
-        return None
-
-
-_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
-
-
-def unset_variables(path: str) -> list[str]:
-    """Environment variables ``path`` refers to that are not set (``os.path.expandvars`` leaves them as is)."""
-    return [a or b for a, b in _ENV_VAR.findall(path) if (a or b) not in os.environ]
-
-
-def _resolve(source: Path | None, path: str) -> Path:
+def resolve_path(source: Path | None, path: str) -> Path:
+    """``path`` with environment variables and ``~`` expanded, relative to the recipe file ``source``."""
     expanded = Path(os.path.expanduser(os.path.expandvars(path)))
     if expanded.is_absolute() or source is None:
         return expanded
     return source.parent / expanded
-
-
-def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: Path | None,
-                 problems: list[str]) -> None:
-    for name, block in modalities.items():
-        if block.data.kind == "manifest" and block.data.manifest:
-            path = _resolve(source, block.data.manifest)
-            unset = unset_variables(block.data.manifest)
-            if unset:
-                problems.append(f"modalities.{name}.data.manifest: {block.data.manifest} uses the environment "
-                                f"variable {', '.join(unset)}, which is not set (export it, e.g. "
-                                f"{unset[0]}=/path/to/data)")
-            elif not path.is_file():
-                problems.append(f"modalities.{name}.data.manifest: file not found: {path} "
-                                f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
-        if block.data.kind == "webdataset" and block.data.shards:
-            from bindcore.data.shards import expand_shards
-
-            missing = [p for p in expand_shards(str(_resolve(source, block.data.shards))) if not Path(p).is_file()]
-            if missing:
-                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                problems.append(f"modalities.{name}.data.shards: shard not found: {missing[0]}{more}")
-    pretrained = recipe.anchor.pretrained
-    if pretrained and (os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))):
-        path = _resolve(source, pretrained)
-        if not path.is_file():
-            problems.append(f"anchor.pretrained: weights file not found: {path}")
-
-
-def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool = True) -> ValidatedRecipe:
-    """Validate a recipe mapping in two stages; raise one :class:`ConfigError` listing every problem."""
-    from bindcore.plugins import get_registry
-
-    where = f"{source}: " if source else ""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}a recipe must be a YAML mapping, got {type(raw).__name__}")
-    problems: list[str] = []
-    top = dict(raw)
-    modality_blocks = top.get("modalities")
-    # Stage 1 sees modality blocks only as mappings; their contents are stage 2's job.
-    recipe = _validate(Recipe, top, "", problems)
-    registry = get_registry()
-    modalities: dict[str, ModalityRecipe] = {}
-    if isinstance(modality_blocks, dict):
-        known = registry.names()
-        for name, block in modality_blocks.items():
-            prefix = f"modalities.{name}"
-            if not isinstance(block, dict):
-                if block is not None:
-                    continue  # stage 1 already reported the wrong type
-                block = {}
-            if name in ANCHOR_MODALITIES:
-                problems.append(f"{prefix}: '{name}' is the frozen anchor, not a bindable modality "
-                                f"(configure it under anchor.{'image' if name == 'vision' else 'text'})")
-                continue
-            try:
-                cls = registry.get(name)
-            except Exception as exc:  # unknown or duplicate modality
-                close = difflib.get_close_matches(str(name), known, n=1)
-                hint = f", did you mean {close[0]}?" if close else ""
-                problems.append(f"{prefix}: unknown modality{hint} ({exc})")
-                continue
-            train = _validate(TrainSettings, block.get("train") or {}, f"{prefix}.train", problems)
-            data = _validate(ModalityData, block.get("data") or {}, f"{prefix}.data", problems)
-            options = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
-            if train is not None and train.drop_path is not None:
-                options = _with_drop_path(cls.Config, options, train.drop_path)
-            config = _validate(cls.Config, options, prefix, problems)
-            if train is not None:
-                _check_augmentation(name, cls, train.augmentation, recipe, problems)
-            if None not in (train, data, config):
-                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data)
-    for side, plugin in (("image", "vision"), ("text", "text")):
-        if recipe is None:
-            break
-        block = recipe.anchor.image if side == "image" else recipe.anchor.text
-        try:
-            cls = registry.get(plugin)
-        except Exception:
-            continue  # the trainer falls back to its built-in toy stand-in
-        options = dict(block)
-        if "anchor" in cls.Config.model_fields and "anchor" not in options:
-            from bindcore.train.anchor_setup import tiny_arch
-
-            spec = recipe.anchor
-            options["anchor"] = ({"arch": tiny_arch(spec.tiny)} if spec.model == "tiny"
-                                 else {"model": spec.model, "pretrained": spec.pretrained})
-        _validate(cls.Config, options, f"anchor.{side}", problems)
-    if recipe is not None and check_files:
-        _check_files(recipe, modalities, source, problems)
-    if problems:
-        head = f"{where}invalid recipe ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
-        raise ConfigError("\n  ".join([head, *problems]))
-    assert recipe is not None
-    return ValidatedRecipe(recipe=recipe, modalities=modalities, source=source, raw=raw)
-
-
-def _check_augmentation(name: str, cls: type, augmentation: Augmentation, recipe: Recipe | None,
-                        problems: list[str]) -> None:
-    """Augmentations need the axes the plugin declares; image crops need uncached anchor images."""
-    prefix = f"modalities.{name}.train.augmentation"
-    axes = getattr(cls, "augment_axes", {})
-    declared = ", ".join(sorted(axes)) or "none"
-    for setting, lacking in augmentation.missing_axes(axes).items():
-        names = " or ".join(repr(axis) for axis in lacking)
-        problems.append(f"{prefix}.{setting}: {name} has no {names} axis (its plugin declares augment_axes: "
-                        f"{declared}); remove {setting}")
-    if augmentation.image_crop is not None and recipe is not None and recipe.anchor.cache_embeddings:
-        problems.append(f"{prefix}.image_crop: anchor.cache_embeddings is true, and cached embeddings are of "
-                        f"un-augmented images; set anchor.cache_embeddings: false or remove image_crop")
-
-
-def _with_drop_path(config_cls: type[BaseModel], options: dict[str, Any], rate: float) -> dict[str, Any]:
-    """Put ``train.drop_path`` into the plugin config where it has a ``drop_path`` field (top or nested)."""
-    fields = config_cls.model_fields
-    if "drop_path" in fields:
-        return {**options, "drop_path": rate}
-    for key, field in fields.items():
-        sub = getattr(field.annotation, "model_fields", None)
-        if sub and "drop_path" in sub:
-            nested = dict(options.get(key) or {})
-            nested["drop_path"] = rate
-            return {**options, key: nested}
-    return options
-
-
-def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = None,
-                check_files: bool = True) -> ValidatedRecipe:
-    """Read and validate a recipe file. ``overrides`` are ``dotted.key=yaml_value`` strings applied first."""
-    source = Path(path)
-    if not source.is_file():
-        raise ConfigError(f"recipe file not found: {source}")
-    try:
-        raw = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    for override in overrides or []:
-        raw = apply_override(raw, override)
-    return validate_recipe(raw, source=source.resolve(), check_files=check_files)
-
-
-def apply_override(raw: Any, override: str) -> dict[str, Any]:
-    """``a.b.c=value`` (value parsed as YAML) → a copy of ``raw`` with that key set."""
-    if "=" not in override:
-        raise ConfigError(f"override {override!r} must look like key.path=value")
-    key, value = override.split("=", 1)
-    result = json.loads(json.dumps(raw if isinstance(raw, dict) else {}, default=str))
-    node = result
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {override!r}: {part} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(value)
-    return result

@@ -1,0 +1,218 @@
+"""Training recipes: one YAML file, validated in two stages before any work starts.
+
+Stage 1 checks the top level (run settings, anchor, data, eval) against :class:`~bindcore.recipe.schema.Recipe`.
+Stage 2 checks each ``modalities.<name>`` block: its reserved ``train`` and ``data`` sub-blocks against
+:class:`TrainSettings` / :class:`ModalityData`, and every other key against the plugin's own ``Config`` (found
+through the registry). Every problem of both stages is collected into one :class:`ConfigError` whose lines name the
+YAML path (``modalities.audio.encoder.widht: unknown key, did you mean width?``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bindcore.anchor.config import looks_like_weights_file
+from bindcore.config import format_validation_error
+from bindcore.errors import ConfigError
+from bindcore.recipe.schema import (
+    ANCHOR_MODALITIES,
+    RESERVED_MODALITY_KEYS,
+    Augmentation,
+    ModalityData,
+    ModalityRecipe,
+    Recipe,
+    TrainSettings,
+    ValidatedRecipe,
+    resolve_path,
+)
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def _validate(model: type[BaseModel], values: Any, prefix: str, problems: list[str]) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems.extend(format_validation_error(model, error, prefix).splitlines())
+        return None
+
+
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
+
+
+def unset_variables(path: str) -> list[str]:
+    """Environment variables ``path`` refers to that are not set (``os.path.expandvars`` leaves them as is)."""
+    return [a or b for a, b in _ENV_VAR.findall(path) if (a or b) not in os.environ]
+
+
+def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: Path | None,
+                 problems: list[str]) -> None:
+    for name, block in modalities.items():
+        if block.data.kind == "manifest" and block.data.manifest:
+            path = resolve_path(source, block.data.manifest)
+            unset = unset_variables(block.data.manifest)
+            if unset:
+                problems.append(f"modalities.{name}.data.manifest: {block.data.manifest} uses the environment "
+                                f"variable {', '.join(unset)}, which is not set (export it, e.g. "
+                                f"{unset[0]}=/path/to/data)")
+            elif not path.is_file():
+                problems.append(f"modalities.{name}.data.manifest: file not found: {path} "
+                                f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
+        if block.data.kind == "webdataset" and block.data.shards:
+            from bindcore.data.sources import expand_shards
+
+            missing = [p for p in expand_shards(str(resolve_path(source, block.data.shards))) if not Path(p).is_file()]
+            if missing:
+                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+                problems.append(f"modalities.{name}.data.shards: shard not found: {missing[0]}{more}")
+    anchor = ValidatedRecipe(recipe=recipe, modalities={}, source=source, raw={}).anchor_source()
+    if anchor.pretrained and not os.path.isfile(anchor.pretrained) and \
+            looks_like_weights_file(recipe.anchor.pretrained or ""):
+        problems.append(f"anchor.pretrained: weights file not found: {anchor.pretrained}")
+    if anchor.checkpoint and not os.path.isfile(anchor.checkpoint):
+        problems.append(f"anchor.checkpoint: weights file not found: {anchor.checkpoint}")
+    if anchor.local_dir is not None and not anchor.local_dir.is_dir():
+        problems.append(f"anchor.model: folder not found: {anchor.local_dir} (a local-dir: anchor is an open_clip "
+                        f"folder, e.g. the OUT/anchor of `bindcore convert imagebind`)")
+
+
+def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool = True) -> ValidatedRecipe:
+    """Validate a recipe mapping in two stages; raise one :class:`ConfigError` listing every problem."""
+    from bindcore.plugins import get_registry
+
+    where = f"{source}: " if source else ""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}a recipe must be a YAML mapping, got {type(raw).__name__}")
+    problems: list[str] = []
+    top = dict(raw)
+    modality_blocks = top.get("modalities")
+    # Stage 1 sees modality blocks only as mappings; their contents are stage 2's job.
+    recipe = _validate(Recipe, top, "", problems)
+    registry = get_registry()
+    modalities: dict[str, ModalityRecipe] = {}
+    if isinstance(modality_blocks, dict):
+        known = registry.names()
+        for name, block in modality_blocks.items():
+            prefix = f"modalities.{name}"
+            if not isinstance(block, dict):
+                if block is not None:
+                    continue  # stage 1 already reported the wrong type
+                block = {}
+            if name in ANCHOR_MODALITIES:
+                problems.append(f"{prefix}: '{name}' is the frozen anchor, not a bindable modality "
+                                f"(configure it under anchor.{'image' if name == 'vision' else 'text'})")
+                continue
+            try:
+                cls = registry.get(name)
+            except Exception as exc:  # unknown or duplicate modality
+                close = difflib.get_close_matches(str(name), known, n=1)
+                hint = f", did you mean {close[0]}?" if close else ""
+                problems.append(f"{prefix}: unknown modality{hint} ({exc})")
+                continue
+            train = _validate(TrainSettings, block.get("train") or {}, f"{prefix}.train", problems)
+            data = _validate(ModalityData, block.get("data") or {}, f"{prefix}.data", problems)
+            options = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
+            if train is not None and train.drop_path is not None:
+                options = _with_drop_path(cls.Config, options, train.drop_path)
+            config = _validate(cls.Config, options, prefix, problems)
+            if train is not None:
+                _check_augmentation(name, cls, train.augmentation, recipe, problems)
+            if None not in (train, data, config):
+                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data)
+    for side, plugin in (("image", "vision"), ("text", "text")):
+        if recipe is None:
+            break
+        block = recipe.anchor.image if side == "image" else recipe.anchor.text
+        try:
+            cls = registry.get(plugin)
+        except Exception:
+            continue  # the trainer falls back to its built-in toy stand-in
+        options = anchor_plugin_options(cls, block, recipe_anchor_source(recipe, source))
+        _validate(cls.Config, options, f"anchor.{side}", problems)
+    if recipe is not None and check_files:
+        _check_files(recipe, modalities, source, problems)
+    if problems:
+        head = f"{where}invalid recipe ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
+        raise ConfigError("\n  ".join([head, *problems]))
+    assert recipe is not None
+    return ValidatedRecipe(recipe=recipe, modalities=modalities, source=source, raw=raw)
+
+
+def recipe_anchor_source(recipe: Recipe, source: Path | None) -> Any:
+    return ValidatedRecipe(recipe=recipe, modalities={}, source=source, raw={}).anchor_source()
+
+
+def anchor_plugin_options(plugin_cls: type, block: dict[str, Any], anchor: Any) -> dict[str, Any]:
+    """The vision/text plugin config of a recipe: its ``anchor.image``/``anchor.text`` block plus, where the plugin
+    has an ``anchor`` field and the block does not set one, the run's anchor (so their sizes agree)."""
+    options = dict(block)
+    if "anchor" in getattr(plugin_cls.Config, "model_fields", {}) and "anchor" not in options:
+        options["anchor"] = anchor.model_dump(mode="json")
+    return options
+
+
+def _check_augmentation(name: str, cls: type, augmentation: Augmentation, recipe: Recipe | None,
+                        problems: list[str]) -> None:
+    """Augmentations need the axes the plugin declares; image crops need uncached anchor images."""
+    prefix = f"modalities.{name}.train.augmentation"
+    axes = getattr(cls, "augment_axes", {})
+    declared = ", ".join(sorted(axes)) or "none"
+    for setting, lacking in augmentation.missing_axes(axes).items():
+        names = " or ".join(repr(axis) for axis in lacking)
+        problems.append(f"{prefix}.{setting}: {name} has no {names} axis (its plugin declares augment_axes: "
+                        f"{declared}); remove {setting}")
+    if augmentation.image_crop is not None and recipe is not None and recipe.anchor.cache_embeddings:
+        problems.append(f"{prefix}.image_crop: anchor.cache_embeddings is true, and cached embeddings are of "
+                        f"un-augmented images; set anchor.cache_embeddings: false or remove image_crop")
+
+
+def _with_drop_path(config_cls: type[BaseModel], options: dict[str, Any], rate: float) -> dict[str, Any]:
+    """Put ``train.drop_path`` into the plugin config where it has a ``drop_path`` field (top or nested)."""
+    fields = config_cls.model_fields
+    if "drop_path" in fields:
+        return {**options, "drop_path": rate}
+    for key, field in fields.items():
+        sub = getattr(field.annotation, "model_fields", None)
+        if sub and "drop_path" in sub:
+            nested = dict(options.get(key) or {})
+            nested["drop_path"] = rate
+            return {**options, key: nested}
+    return options
+
+
+def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = None,
+                check_files: bool = True) -> ValidatedRecipe:
+    """Read and validate a recipe file. ``overrides`` are ``dotted.key=yaml_value`` strings applied first."""
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigError(f"recipe file not found: {source}")
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    for override in overrides or []:
+        raw = apply_override(raw, override)
+    return validate_recipe(raw, source=source.resolve(), check_files=check_files)
+
+
+def apply_override(raw: Any, override: str) -> dict[str, Any]:
+    """``a.b.c=value`` (value parsed as YAML) → a copy of ``raw`` with that key set."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.path=value")
+    key, value = override.split("=", 1)
+    result = json.loads(json.dumps(raw if isinstance(raw, dict) else {}, default=str))
+    node = result
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a mapping")
+    node[parts[-1]] = yaml.safe_load(value)
+    return result
