@@ -179,3 +179,16 @@ def test_failed_save_with_overwrite_keeps_the_previous_save(registry, tmp_path, 
     with pytest.raises(RuntimeError, match="injected"):
         module.save(target, overwrite=True)
     assert _tree(target) == before and [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+@pytest.mark.parametrize(("mask", "dir_mode"), [(0o022, 0o755), (0o077, 0o700)])
+def test_new_modality_plugin_folder_follows_the_umask(tmp_path, mask, dir_mode):
+    from bindcore.commands.new_modality import render_template
+
+    previous = os.umask(mask)
+    try:
+        target = render_template("tactile", tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == dir_mode  # was always 0755 (a chmod of mkdtemp's 0700)
+    assert [p.name for p in tmp_path.iterdir()] == ["bind-tactile"]
