@@ -140,3 +140,14 @@ def test_every_written_folder_and_file_follows_the_umask(tmp_path: Path, mask: i
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in [out, *out.rglob("*")]}
     expected = {path: dir_mode if (tmp_path / path).is_dir() else file_mode for path in modes}
     assert modes == expected
+
+
+def test_a_plugin_rejecting_its_entries_is_a_config_error_naming_the_modality(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def rejecting(cls, state_dict, **config):
+        raise ValueError("patch size 15 does not tile the input")
+
+    monkeypatch.setattr(bindcore.modality_class("depth"), "from_imagebind", classmethod(rejecting))
+    with pytest.raises(ConfigError, match=r"^depth: cannot convert .*patch size 15"):
+        convert_imagebind(CHECKPOINT, tmp_path / "out", heads=small_heads(), modalities=["imu", "depth"])
+    assert list(tmp_path.iterdir()) == []

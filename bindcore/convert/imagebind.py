@@ -41,7 +41,7 @@ from bindcore.convert.checkpoint import (
 )
 from bindcore.convert.open_clip_anchor import check_image_size, imagebind_to_open_clip, write_open_clip_dir
 from bindcore.convert.safetensors_stream import write_safetensors
-from bindcore.errors import ConfigError, UnknownModalityError
+from bindcore.errors import BindcoreError, ConfigError, UnknownModalityError
 from bindcore.io import atomic_directory
 
 ANCHOR_DIR = "anchor"
@@ -205,6 +205,8 @@ def _convert_one(name: str, cls: type, staging: Path, report: ConversionReport, 
         report.skipped[name] = str(error)
         say(f"{name}: skipped ({error})")
         return
+    except BindcoreError:
+        raise
     except ValueError as error:  # e.g. a plugin's config validation: name the modality instead of a traceback
         raise ConfigError(f"{name}: cannot convert the checkpoint's {name} entries: {error}") from error
     report.written[name] = report.output / name
