@@ -1,13 +1,16 @@
 """Saving and loading modalities: a directory with ``bindcore.json`` (modality name, validated config,
-weights licence) and ``model.safetensors``. Written atomically (temporary directory, then rename)."""
+weights licence) and ``model.safetensors``. Written atomically (:func:`atomic_directory`: a temporary sibling
+directory, then a rename), with the permissions the user's umask gives any other file."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import tempfile
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +22,68 @@ NON_COMMERCIAL_LICENSES = ("CC-BY-NC-4.0", "CC-BY-NC-SA-4.0")
 _warned_licenses: set[str] = set()
 
 
+def _sibling(target: Path, role: str) -> Path:
+    """A fresh hidden directory next to ``target`` (same filesystem, so renames are atomic), made by plain
+    ``os.mkdir``: unlike ``tempfile.mkdtemp`` (always 0700) it gets the mode the umask gives any directory."""
+    while True:
+        candidate = target.with_name(f".{target.name}.{role}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _occupied(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+@contextmanager
+def atomic_directory(target: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty staging directory next to ``target``; when the block succeeds, rename it to ``target``.
+
+    If the block raises (or is interrupted), the staging directory is removed and ``target`` is left exactly as it
+    was. The staging directory follows the umask, and so does everything written into it with ``open`` (0755/0644
+    under umask 022). An existing ``target`` raises ``FileExistsError`` unless ``overwrite``, in which case it is
+    replaced only once the new directory is complete. A ``target`` that is a symbolic link keeps pointing at the
+    new directory (the directory it points to is replaced, next to where it lives).
+    """
+    target = Path(os.path.realpath(target)) if Path(target).is_symlink() else Path(target)
+    if _occupied(target) and not overwrite:
+        raise FileExistsError(f"{target} already exists; pass overwrite=True or choose another path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = _sibling(target, "tmp")
+    try:
+        yield staging
+        if not _occupied(target):
+            os.rename(staging, target)
+        elif not overwrite:  # appeared while we were writing
+            raise FileExistsError(f"{target} appeared while it was being written; nothing was replaced")
+        else:
+            # Directories cannot be renamed over non-empty ones: move the old one aside, then delete it. If
+            # putting the old one back fails too, it stays in the ``.old-`` sibling rather than being deleted.
+            previous = _sibling(target, "old")
+            os.rename(target, previous / target.name)
+            try:
+                os.rename(staging, target)
+            except BaseException:
+                os.rename(previous / target.name, target)
+                previous.rmdir()
+                raise
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str | None = None,
                   source: str | None = None, overwrite: bool = False) -> Path:
     """Write ``modality`` to directory ``path``; refuses to replace an existing one unless ``overwrite``."""
-    from safetensors.torch import save_file
-
     import bindcore
+    from bindcore.convert.safetensors_stream import write_safetensors
 
     target = Path(path)
-    if target.exists() and not overwrite:
+    if _occupied(target) and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True or choose another path")
     license = license or getattr(modality, "weights_license", None)
     meta = {
@@ -38,18 +94,10 @@ def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str |
         "license": license,
         "source": source or getattr(modality, "weights_source", None),
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        state = {k: v.detach().contiguous().cpu() for k, v in modality.state_dict().items()}
-        save_file(state, str(staging / WEIGHTS_FILE))
+    with atomic_directory(target, overwrite=overwrite) as staging:
+        # Not safetensors' save_file: since 0.8 it writes through a 0600 temporary file whatever the umask.
+        write_safetensors(staging / WEIGHTS_FILE, modality.state_dict())
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -13,7 +15,7 @@ from torch import nn
 import bindcore
 from bindcore import ModalityConfig, hookimpl
 from bindcore.errors import ConfigError
-from bindcore.io import load_modality, read_meta
+from bindcore.io import atomic_directory, load_modality, read_meta
 from bindcore.plugins import Registry, set_registry
 from bindcore.toyworld import CONCEPTS, concept_code, generate_scenes
 
@@ -116,3 +118,77 @@ def test_error_item_names_keep_the_file_name():
     assert "recording.csv" in str(InputError(deep, "bad"))
     assert "recording.csv" in str(InputError(Path(deep), "bad"))
     assert len(str(InputError("x" * 1000, "bad"))) < 200
+
+
+@pytest.mark.parametrize(("mask", "dir_mode", "file_mode"), [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_saved_modality_follows_the_umask(registry, tmp_path, mask, dir_mode, file_mode):
+    previous = os.umask(mask)
+    try:
+        target = bindcore.modality("linear").save(tmp_path / "m")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == dir_mode
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in target.iterdir()} == {
+        "bindcore.json": file_mode, "model.safetensors": file_mode}
+
+
+def _tree(root):
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def test_atomic_directory_replaces_only_a_completed_directory(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        with atomic_directory(target):
+            pytest.fail("the block must not run when the target exists")
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_directory(target, overwrite=True) as staging:
+            (staging / "new.txt").write_text("new")
+            raise RuntimeError("midway")
+    assert _tree(tmp_path) == {"out": None, "out/old.txt": b"old"}  # untouched, staging removed
+    with atomic_directory(target, overwrite=True) as staging:
+        (staging / "new.txt").write_text("new")
+        assert _tree(target) == {"old.txt": b"old"}  # nothing replaced before the block ends
+    assert _tree(tmp_path) == {"out": None, "out/new.txt": b"new"}
+
+
+def test_atomic_directory_through_a_symlink_replaces_the_linked_directory(tmp_path):
+    real = tmp_path / "disk" / "models"
+    real.mkdir(parents=True)
+    (real / "old.txt").write_text("old")
+    link = tmp_path / "models"
+    link.symlink_to(real)
+    with atomic_directory(link, overwrite=True) as staging:
+        (staging / "new.txt").write_text("new")
+    assert link.is_symlink() and _tree(real) == {"new.txt": b"new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "models"]
+    assert [p.name for p in (tmp_path / "disk").iterdir()] == ["models"]
+
+
+def test_failed_save_with_overwrite_keeps_the_previous_save(registry, tmp_path, monkeypatch):
+    module = bindcore.modality("linear", width=5)
+    target = module.save(tmp_path / "m")
+    before = _tree(target)
+
+    def broken_state_dict(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(module, "state_dict", broken_state_dict)
+    with pytest.raises(RuntimeError, match="injected"):
+        module.save(target, overwrite=True)
+    assert _tree(target) == before and [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+@pytest.mark.parametrize(("mask", "dir_mode"), [(0o022, 0o755), (0o077, 0o700)])
+def test_new_modality_plugin_folder_follows_the_umask(tmp_path, mask, dir_mode):
+    from bindcore.commands.new_modality import render_template
+
+    previous = os.umask(mask)
+    try:
+        target = render_template("tactile", tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == dir_mode  # was always 0755 (a chmod of mkdtemp's 0700)
+    assert [p.name for p in tmp_path.iterdir()] == ["bind-tactile"]

@@ -33,7 +33,8 @@ def register(cli: click.Group) -> None:
     @click.option("--image-size", type=click.IntRange(min=1), default=None,
                   help="Input size of the converted image tower (a multiple of the patch size, e.g. 280); position "
                        "embeddings are resized bicubically as ImageBind does. Default: the checkpoint's (224).")
-    @click.option("--overwrite", is_flag=True, help="Replace the contents of a non-empty OUT.")
+    @click.option("--overwrite", is_flag=True,
+                  help="Replace a non-empty OUT (as a whole, and only once the new conversion is complete).")
     @click.option("--json", "as_json", is_flag=True, help="Print the conversion report as JSON.")
     def convert_imagebind_command(source: str, out: str, heads: tuple[str, ...], modalities: tuple[str, ...],
                                   image_size: int | None, overwrite: bool, as_json: bool) -> None:

@@ -11,12 +11,12 @@ import keyword
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
 from bindcore.errors import ConfigError
+from bindcore.io import atomic_directory
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 MAX_NAME_LENGTH = 40
@@ -83,9 +83,7 @@ def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
     target = parent / values["distribution"]
     if target.exists() or target.is_symlink():
         raise ConfigError(f"{target} already exists: choose another --dir or remove it first")
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{values['distribution']}.", dir=parent))
-    try:
+    with atomic_directory(target) as staging:  # fails if the target appeared meanwhile
         for path in sorted(source.rglob("*")):
             relative = path.relative_to(source)
             if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
@@ -102,11 +100,6 @@ def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
             else:
                 out.write_text(render_text(text, values, str(relative)), encoding="utf-8")
             shutil.copymode(path, out)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        os.rename(staging, target)  # atomic on one filesystem; fails if the target appeared meanwhile
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -95,3 +95,17 @@ def require(state_dict: Mapping[str, Tensor], key: str, ndim: int | None = None)
     if ndim is not None and value.ndim != ndim:
         raise ConfigError(f"{key}: expected a {ndim}-D tensor, got shape {tuple(value.shape)}")
     return value
+
+
+def check_head_counts(groups: Mapping[str, Mapping[str, Tensor]], heads: Mapping[str, int]) -> None:
+    """Check that ``heads[name]`` divides the width of modality ``name``'s transformer (read from its first
+    attention block), so that a wrong ``--heads`` fails before anything is converted or written."""
+    for name, count in heads.items():
+        weight = groups.get(name, {}).get(f"modality_trunks.{name}.blocks.0.attn.in_proj_weight")
+        if weight is None or weight.ndim != 2:
+            continue  # converting the modality reports what is missing
+        width = weight.shape[1]
+        if width % count:
+            raise ConfigError(f"--heads {name}={count}: the {name} transformer's width {width} is not divisible "
+                              f"by {count}; pass the checkpoint's head count with --heads {name}=N "
+                              f"(imagebind_huge: {name}={IMAGEBIND_HUGE_HEADS.get(name, '?')})")

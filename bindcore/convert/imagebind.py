@@ -11,6 +11,10 @@ Layout written under ``OUT/``:
   written with ``Modality.save``;
 * ``OUT/conversion.json``: what was converted, from where, with which head counts, and the licence.
 
+Every option (head counts, modality names, image size, installed plugins) is checked before anything is written;
+the whole of ``OUT`` is then written into a hidden sibling (``.OUT.tmp-*``) and renamed into place when complete,
+so a failed conversion never leaves a half-written ``OUT`` for ``BindModel.load`` or ``bindcore embed`` to use.
+
 The checkpoint is memory-mapped and converted one modality at a time, so peak memory is about one
 modality's weights, never two copies of the whole checkpoint (measured: ``benchmarks/bench_embed_convert.py``).
 """
@@ -20,7 +24,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +34,15 @@ from bindcore.convert.checkpoint import (
     IMAGEBIND_HUGE_HEADS,
     IMAGEBIND_LICENSE,
     IMAGEBIND_MODALITIES,
+    check_head_counts,
     load_checkpoint,
+    require,
     split_by_modality,
 )
-from bindcore.convert.open_clip_anchor import imagebind_to_open_clip, write_open_clip_dir
+from bindcore.convert.open_clip_anchor import check_image_size, imagebind_to_open_clip, write_open_clip_dir
 from bindcore.convert.safetensors_stream import write_safetensors
-from bindcore.errors import ConfigError, UnknownModalityError
+from bindcore.errors import BindcoreError, ConfigError, UnknownModalityError
+from bindcore.io import atomic_directory
 
 ANCHOR_DIR = "anchor"
 ANCHOR_TOWERS = ("vision", "text")
@@ -72,18 +78,43 @@ def resolve_heads(overrides: Mapping[str, int] | None) -> dict[str, int]:
     return heads
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
+def _check_output(out: Path, overwrite: bool) -> bool:
+    """Refuse an unusable ``OUT`` before any work; return whether an existing ``OUT`` is to be replaced."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out} is not empty; choose another directory or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty; choose another directory or pass --overwrite")
+    return out.exists() or out.is_symlink()
 
 
-def _replace_dir(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+def _find_plugins(requested: Sequence[str], strict: bool) -> tuple[dict[str, type], dict[str, str]]:
+    """The class converting each requested modality, and why the others cannot be converted.
+
+    Explicitly requested modalities (``strict``) that cannot be converted raise here, before anything is written.
+    """
+    from bindcore.modality_base import Modality
+
+    classes: dict[str, type] = {}
+    unusable: dict[str, str] = {}
+    for name in requested:
+        try:
+            cls = bindcore.modality_class(name)
+        except UnknownModalityError:
+            unusable[name] = f"no installed plugin provides {name!r} (pip install bind-{name})"
+            continue
+        if name in ANCHOR_MODALITIES:
+            if "anchor" not in getattr(getattr(cls, "Config", None), "model_fields", {}):
+                unusable[name] = (f"the installed {name!r} plugin has no 'anchor' config field, so it cannot wrap "
+                                  f"the converted open_clip anchor")
+                continue
+        elif getattr(cls.from_imagebind, "__func__", None) is Modality.from_imagebind.__func__:
+            unusable[name] = f"the installed {name!r} plugin ({cls.__module__}) cannot load ImageBind weights"
+            continue
+        classes[name] = cls
+    if strict and unusable:
+        name, reason = next(iter(unusable.items()))
+        raise ConfigError(f"--modality {name}: {reason}")
+    return classes, unusable
 
 
 def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str], *,
@@ -96,10 +127,15 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
     not installed are skipped and reported). Explicitly requested modalities that cannot be converted raise.
     ``image_size`` gives the anchor's image tower another input size (position embeddings resized as ImageBind
     does on the fly; e.g. 280 reproduces the reference on 280-px inputs).
+
+    Every option is checked before anything is written. The output is written into a hidden sibling of ``out``
+    and renamed into place when complete: a failure leaves ``out`` as it was (with ``overwrite``, an existing
+    ``out`` is replaced, as a whole, only by a complete conversion).
     """
     say = log or (lambda message: None)
     source_path, out_path = Path(source), Path(out)
     head_counts = resolve_heads(heads)
+    replace = _check_output(out_path, overwrite)
     state = load_checkpoint(source_path)
     groups = split_by_modality(state)
     requested = list(modalities) if modalities else [m for m in IMAGEBIND_MODALITIES if m in groups]
@@ -110,69 +146,70 @@ def convert_imagebind(source: str | os.PathLike[str], out: str | os.PathLike[str
     for name in requested:
         if name not in groups and not (name == "video" and "vision" in groups):
             raise ConfigError(f"the checkpoint has no {name!r} entries (it has: {', '.join(sorted(groups))})")
-    _prepare_output(out_path, overwrite)
-    origin = f"ImageBind checkpoint {source_path.name}"
-    report = ConversionReport(out_path)
+    classes, unusable = _find_plugins(requested, strict)
+    report = ConversionReport(out_path, skipped=dict(unusable))
+    for name, reason in unusable.items():
+        say(f"{name}: skipped ({reason})")
 
     anchor_needed = [m for m in ANCHOR_MODALITIES if m in requested]
-    if anchor_needed:
-        missing = [m for m in ANCHOR_TOWERS if m not in groups]
-        if missing:
-            reason = f"the anchor needs both towers but the checkpoint lacks {', '.join(missing)}"
-            if strict:
-                raise ConfigError(reason)
-            report.skipped.update({m: reason for m in anchor_needed})
-        else:
+    build_anchor = bool(anchor_needed)
+    if anchor_needed and (missing := [m for m in ANCHOR_TOWERS if m not in groups]):
+        reason = f"the anchor needs both towers but the checkpoint lacks {', '.join(missing)}"
+        if strict:
+            raise ConfigError(reason)
+        report.skipped.update({m: reason for m in anchor_needed})
+        build_anchor = False
+    plugin_modalities = [m for m in requested if m not in ANCHOR_MODALITIES and m in classes]
+    check_head_counts(groups, {m: head_counts[m] for m in [*(ANCHOR_TOWERS if build_anchor else ()),
+                                                           *plugin_modalities] if m in head_counts})
+    if build_anchor and image_size is not None:
+        check_image_size(image_size, require(groups["vision"], VISION_STEM_KEY, 5).shape[-1])
+
+    origin = f"ImageBind checkpoint {source_path.name}"
+    # Anchor-tower modalities name the anchor by absolute path: where it will be once renamed into place.
+    final_anchor = out_path.resolve() / ANCHOR_DIR
+    with atomic_directory(out_path, overwrite=replace) as staging:
+        if build_anchor:
             say("anchor: vision + text towers → open_clip")
-            anchor_dir = out_path / ANCHOR_DIR
-            _replace_dir(anchor_dir)
             config, anchor_state = imagebind_to_open_clip(groups["vision"], groups["text"],
                                                           vision_heads=head_counts["vision"],
                                                           text_heads=head_counts["text"], image_size=image_size)
-            write_open_clip_dir(anchor_dir, config, anchor_state, license=license, source=origin)
+            write_open_clip_dir(staging / ANCHOR_DIR, config, anchor_state, license=license, source=origin)
             del anchor_state
-            report.written[ANCHOR_DIR] = anchor_dir
+            report.written[ANCHOR_DIR] = out_path / ANCHOR_DIR
             for name in anchor_needed:
-                _convert_one(name, report, strict, say,
-                             lambda cls, target, n=name: _write_anchor_modality(cls, n, target, anchor_dir,
-                                                                                groups["vision"], license, origin))
-
-    for name in requested:
-        if name in ANCHOR_MODALITIES:
-            continue
-        options = {"num_heads": head_counts[name]} if name in head_counts else {}
-        _convert_one(name, report, strict, say,
-                     lambda cls, target, sd=groups[name], kw=options: _write_plugin_modality(cls, target, sd, kw,
-                                                                                            license, origin))
-
-    _finish(report, origin, license, head_counts, out_path, say)
+                if name in classes:
+                    _convert_one(name, classes[name], staging, report, strict, say,
+                                 lambda cls, target, n=name: _write_anchor_modality(
+                                     cls, n, target, final_anchor, groups["vision"], license, origin))
+        for name in plugin_modalities:
+            options = {"num_heads": head_counts[name]} if name in head_counts else {}
+            _convert_one(name, classes[name], staging, report, strict, say,
+                         lambda cls, target, sd=groups[name], kw=options: _write_plugin_modality(
+                             cls, target, sd, kw, license, origin))
+        _write_report(report, origin, license, head_counts, staging / REPORT_FILE)
+    say(f"wrote {', '.join(sorted(report.written))} to {out_path}"
+        + (f"; skipped {', '.join(sorted(report.skipped))}" if report.skipped else ""))
     return report
 
 
-def _convert_one(name: str, report: ConversionReport, strict: bool, say: Callable[[str], None],
-                 write: Callable[[type, Path], None]) -> None:
-    """Write modality ``name`` to ``OUT/<name>`` with ``write(cls, target)``; skip or raise when impossible."""
-    try:
-        cls = bindcore.modality_class(name)
-    except UnknownModalityError:
-        reason = f"no installed plugin provides {name!r} (pip install bind-{name})"
-        if strict:
-            raise ConfigError(reason) from None
-        report.skipped[name] = reason
-        say(f"{name}: skipped ({reason})")
-        return
+def _convert_one(name: str, cls: type, staging: Path, report: ConversionReport, strict: bool,
+                 say: Callable[[str], None], write: Callable[[type, Path], None]) -> None:
+    """Write modality ``name`` to ``staging/<name>`` with ``write(cls, target)``; skip or raise when impossible."""
     say(f"{name}: converting with {cls.__module__}.{cls.__name__}")
-    target = report.output / name
-    _replace_dir(target)
     try:
-        write(cls, target)
+        write(cls, staging / name)
     except NotImplementedError as error:
         if strict:
-            raise ConfigError(f"{name}: {error}") from None
+            raise ConfigError(f"--modality {name}: {error}") from None
         report.skipped[name] = str(error)
         say(f"{name}: skipped ({error})")
         return
-    report.written[name] = target
+    except BindcoreError:
+        raise
+    except ValueError as error:  # e.g. a plugin's config validation: name the modality instead of a traceback
+        raise ConfigError(f"{name}: cannot convert the checkpoint's {name} entries: {error}") from error
+    report.written[name] = report.output / name
     gc.collect()
 
 
@@ -191,15 +228,11 @@ def _write_anchor_modality(cls: type, name: str, target: Path, anchor_dir: Path,
     Anchor-tower modalities keep the anchor out of their state dict (the config names its source), so their saved
     directory is the validated config plus the few tensors of their own (none for vision/text; ImageBind's
     Conv3d stem for video). It is written directly rather than by building the module, which would load the whole
-    anchor (≈ 4 GB for ViT-H) just to save a config. ``OUT/anchor`` is referenced by absolute path.
+    anchor (≈ 4 GB for ViT-H) just to save a config. ``anchor_dir`` is the absolute path of the final ``OUT/anchor``.
     """
     from bindcore.io import CONFIG_FILE, WEIGHTS_FILE
 
-    fields = getattr(getattr(cls, "Config", None), "model_fields", {})
-    if "anchor" not in fields:
-        raise NotImplementedError(f"the installed {name!r} plugin has no 'anchor' config field, so it cannot wrap "
-                                  f"the converted open_clip anchor (which is in {anchor_dir})")
-    config = cls.Config(anchor={"model": f"local-dir:{anchor_dir.resolve()}"})
+    config = cls.Config(anchor={"model": f"local-dir:{anchor_dir}"})
     own: dict[str, Any] = {}
     if name == "video":  # bind-vision's VideoModality keeps the real temporal kernel the 2-D anchor stem lacks
         own["temporal_patch_embed"] = vision[VISION_STEM_KEY]
@@ -216,8 +249,8 @@ def _write_anchor_modality(cls: type, name: str, target: Path, anchor_dir: Path,
     (target / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _finish(report: ConversionReport, origin: str, license: str, heads: Mapping[str, int], out: Path,
-            say: Callable[[str], None]) -> None:
+def _write_report(report: ConversionReport, origin: str, license: str, heads: Mapping[str, int],
+                  path: Path) -> None:
     summary = {
         "format": "bindcore-imagebind-conversion/1",
         "source": origin,
@@ -227,9 +260,7 @@ def _finish(report: ConversionReport, origin: str, license: str, heads: Mapping[
         "bindcore_version": bindcore.__version__,
         **report.as_dict(),
     }
-    (out / REPORT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    say(f"wrote {', '.join(sorted(report.written))} to {out}"
-        + (f"; skipped {', '.join(sorted(report.skipped))}" if report.skipped else ""))
+    path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 __all__ = ["ConversionReport", "convert_imagebind", "resolve_heads"]

@@ -82,6 +82,13 @@ def _check_heads(name: str, width: int, heads: int) -> None:
                           f"(pass the right value with --heads {name}=N)")
 
 
+def check_image_size(image_size: int, patch_size: int) -> None:
+    """An ``image_size`` the vision tower can take: a positive multiple of its patch size."""
+    if image_size % patch_size or image_size < patch_size:
+        raise ConfigError(f"--image-size {image_size}: image size {image_size} is not a multiple of the patch "
+                          f"size {patch_size} (e.g. {max(1, round(image_size / patch_size)) * patch_size})")
+
+
 def convert_vision_tower(sd: Mapping[str, Tensor], *, num_heads: int,
                          image_size: int | None = None) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """ImageBind ``vision`` entries → (open_clip ``vision_cfg``, ``visual.*`` state dict).
@@ -100,8 +107,7 @@ def convert_vision_tower(sd: Mapping[str, Tensor], *, num_heads: int,
     if grid * grid != pos.shape[0] - 1:
         raise ConfigError(f"{pre}: {pos.shape[0] - 1} patch positions do not form a square grid")
     if image_size is not None and image_size != grid * patch_h:
-        if image_size % patch_h or image_size < patch_h:
-            raise ConfigError(f"image size {image_size} is not a multiple of the patch size {patch_h}")
+        check_image_size(image_size, patch_h)
         grid = image_size // patch_h
         pos = resize_pos_embed_like_imagebind(pos, (grid, grid))
     head_norm_w = require(sd, "modality_heads.vision.0.weight", 1)
