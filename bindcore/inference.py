@@ -374,9 +374,9 @@ def save_embeddings(path: str | os.PathLike[str], embeddings: Tensor, records: S
     if target.suffix == ".npy":
         np.save(target, array.numpy())
     elif target.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from bindcore.safetensors_io import write_safetensors  # follows the umask (safetensors' save_file does not)
 
-        save_file({"embeddings": array.contiguous()}, str(target), metadata={"modality": modality})
+        write_safetensors(target, {"embeddings": array}, metadata={"modality": modality})
     else:
         raise ConfigError(f"{target}: embedding files must end in .npy or .safetensors")
     index = Path(index_path) if index_path else index_path_for(target)

@@ -80,7 +80,7 @@ def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str |
                   source: str | None = None, overwrite: bool = False) -> Path:
     """Write ``modality`` to directory ``path``; refuses to replace an existing one unless ``overwrite``."""
     import bindcore
-    from bindcore.convert.safetensors_stream import write_safetensors
+    from bindcore.safetensors_io import write_safetensors
 
     target = Path(path)
     if _occupied(target) and not overwrite:

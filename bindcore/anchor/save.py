@@ -27,18 +27,18 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
     written to a temporary name and renamed, so a reader never sees half a file.
     """
     from open_clip import get_model_preprocess_cfg
-    from safetensors.torch import save_file
+
+    from bindcore.safetensors_io import write_safetensors
 
     model = anchor.model if isinstance(anchor, FrozenAnchor) else anchor
     arch = arch if arch is not None else getattr(anchor, "arch", None)
     if arch is None:
         raise ConfigError("cannot save an anchor whose architecture is unknown; pass arch=<open_clip model config>")
-    # Tied/shared tensors are not allowed by safetensors; clone makes every entry its own storage.
-    state = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach() for k, v in model.state_dict().items()}
     target = Path(path)
     if format == "file":
         target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_with(target, lambda temporary: save_file(state, str(temporary)))
+        _replace_with(target, lambda temporary: write_safetensors(temporary, state))
         return AnchorConfig(arch=dict(arch), checkpoint=str(target), seed=seed)
     if format == "local-dir":
         target.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
         if extra:
             content["bindcore"] = _jsonable(dict(extra))
         # Weights first: a folder whose config exists always has the weights that config describes.
-        _replace_with(target / LOCAL_DIR_WEIGHTS, lambda temporary: save_file(state, str(temporary)))
+        _replace_with(target / LOCAL_DIR_WEIGHTS, lambda temporary: write_safetensors(temporary, state))
         text = json.dumps(content, indent=2) + "\n"
         _replace_with(target / LOCAL_DIR_CONFIG, lambda temporary: temporary.write_text(text))
         return AnchorConfig(model=f"{LOCAL_DIR_PREFIX}{target}", seed=seed)

@@ -16,7 +16,7 @@ from bindcore.convert.open_clip_anchor import (
     write_open_clip_dir,
 )
 from bindcore.convert.pos_embed import resize_pos_embed_like_imagebind
-from bindcore.convert.safetensors_stream import write_safetensors
+from bindcore.safetensors_io import write_safetensors
 
 __all__ = [
     "IMAGEBIND_HUGE_HEADS",

@@ -40,9 +40,9 @@ from bindcore.convert.checkpoint import (
     split_by_modality,
 )
 from bindcore.convert.open_clip_anchor import check_image_size, imagebind_to_open_clip, write_open_clip_dir
-from bindcore.convert.safetensors_stream import write_safetensors
 from bindcore.errors import BindcoreError, ConfigError, UnknownModalityError
 from bindcore.io import atomic_directory
+from bindcore.safetensors_io import write_safetensors
 
 ANCHOR_DIR = "anchor"
 ANCHOR_TOWERS = ("vision", "text")

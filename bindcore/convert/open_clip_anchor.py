@@ -29,8 +29,8 @@ from torch import Tensor
 
 from bindcore.convert.checkpoint import count_blocks, require
 from bindcore.convert.pos_embed import resize_pos_embed_like_imagebind
-from bindcore.convert.safetensors_stream import write_safetensors
 from bindcore.errors import ConfigError
+from bindcore.safetensors_io import write_safetensors
 
 OPEN_CLIP_CONFIG_FILE = "open_clip_config.json"
 OPEN_CLIP_WEIGHTS_FILE = "open_clip_model.safetensors"
