@@ -9,6 +9,7 @@ from bindcore.config import ModalityConfig
 from bindcore.errors import (
     AnchorUnavailableError,
     BindcoreError,
+    CheckpointError,
     ConfigError,
     DuplicateModalityError,
     InputError,
@@ -58,6 +59,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AnchorUnavailableError",
     "BindcoreError",
+    "CheckpointError",
     "ConfigError",
     "DuplicateModalityError",
     "InputError",

@@ -43,6 +43,14 @@ class AnchorUnavailableError(BindcoreError):
     """The anchor's weights cannot be obtained (e.g. offline without a local checkpoint)."""
 
 
+class CheckpointError(BindcoreError):
+    """A checkpoint cannot be trusted: missing, truncated, damaged, or not a bindcore checkpoint."""
+
+
+class RunDirectoryError(BindcoreError):
+    """A run directory holds another run's outputs that a command would mix with or overwrite."""
+
+
 class NonFiniteError(BindcoreError, FloatingPointError):
     """A computation produced NaN or Inf where a finite value is required."""
 

@@ -26,6 +26,7 @@ from bindcore.anchor.sdpa import (
     SDPA_PATH,
     has_split_text,
     has_split_vision,
+    image_fast_path_blocker,
     sdpa_blocks,
     text_fast_path_blocker,
 )
@@ -44,9 +45,9 @@ class FrozenAnchor(nn.Module):
     the standard open_clip ViT and CLIP text transformer; other towers pool and project in one step, so
     their "features" are already projected and ``project_*`` only normalises).
 
-    Images run open_clip's own forward. A standard CLIP text tower runs through an exact SDPA forward of its own
-    weights (:mod:`bindcore.anchor.sdpa`: packed in-projection, flash attention, ``is_causal``, the batch cut
-    after its last EOT); any other text tower runs open_clip's. ``last_path``/``fallback_reason`` say which ran;
+    Standard open_clip towers run through an exact SDPA forward of their own weights (:mod:`bindcore.anchor.sdpa`:
+    packed in-projection, flash attention, ``is_causal`` text cut after the batch's last EOT, class-token-only last
+    image block); anything else runs open_clip's own forward. ``last_path``/``fallback_reason`` say which ran;
     ``use_fast_path = False`` forces open_clip's.
     """
 
@@ -174,11 +175,20 @@ class FrozenAnchor(nn.Module):
 
     @torch.no_grad()
     def pool_image_tokens(self, tokens: Tensor) -> Tensor:
-        """Embedded image tokens (B, 1 + patches, width), after ``ln_pre`` → open_clip's image trunk → pooled
-        features. bind-vision's video path feeds its tokens here."""
+        """Embedded image tokens (B, 1 + patches, width), after ``ln_pre`` → the image trunk → pooled features.
+
+        Runs the SDPA path when the tower is a standard open_clip ViT (see :attr:`last_path`), else open_clip's
+        own ``visual.transformer``; both give the same numbers. bind-vision's video path feeds its tokens here.
+        """
         visual = self.model.visual
-        self._record_path("image", "images run open_clip's own forward")
-        pooled, _ = visual._pool(visual.transformer(tokens))
+        blocker = image_fast_path_blocker(visual) if self.use_fast_path else "fast path switched off"
+        self._record_path("image", blocker)
+        if blocker is None:
+            # With token pooling only the class token of the last block is read.
+            x = sdpa_blocks(visual.transformer, tokens, causal=False, first_token_only=visual.pool_type == "tok")
+        else:
+            x = visual.transformer(tokens)
+        pooled, _ = visual._pool(x)
         return pooled
 
     @torch.no_grad()
@@ -223,7 +233,7 @@ class FrozenAnchor(nn.Module):
         cast_dtype = model.transformer.get_cast_dtype()
         x = model.token_embedding(token_ids[:, :length]).to(cast_dtype)
         x = x + model.positional_embedding[:length].to(cast_dtype)
-        x = sdpa_blocks(model.transformer, x)
+        x = sdpa_blocks(model.transformer, x, causal=True)
         # ln_final is per token, so pooling first is exact and normalises B rows instead of B × length.
         return model.ln_final(x[torch.arange(x.shape[0], device=x.device), pool_at])
 

@@ -1,14 +1,13 @@
-"""An exact SDPA forward of open_clip's standard text tower, reading the same parameters.
+"""An exact SDPA forward of open_clip's standard towers, reading the same parameters.
 
-open_clip's blocks run ``nn.MultiheadAttention``; with a causal mask (text) PyTorch leaves its fast path,
-transposes the batch and runs the packed in-projection as a broadcast bmm. :func:`sdpa_blocks` runs the *same*
-parameters through packed linear layers + ``F.scaled_dot_product_attention`` (flash kernel, ``is_causal`` instead
-of a mask), batch-first, and the caller cuts every text after the batch's last pooled token (exact under a causal
-mask). It covers only blocks whose maths it reproduces exactly; for anything else :func:`text_fast_path_blocker`
-returns a reason and :class:`~bindcore.anchor.frozen.FrozenAnchor` runs open_clip's own forward.
-
-Images always run open_clip's own forward: a side-by-side run on a Zen 3 CPU with PyTorch's default GEMMs showed
-too little gain for re-implementing its blocks (BENCHMARKS.md, "Anchor forward paths").
+open_clip's blocks run ``nn.MultiheadAttention``: with a causal mask (text) PyTorch leaves its fast path,
+transposes the batch and runs the packed in-projection as a broadcast bmm; without a mask (images) the fast
+path materialises the softmax, and its GEMMs stay on PyTorch's default BLAS. :func:`sdpa_blocks` runs the *same*
+parameters through :mod:`bindcore.nn.linear` + ``F.scaled_dot_product_attention`` (flash kernel, ``is_causal``
+instead of a mask), batch-first; texts are cut after the batch's last pooled token and the last image block
+computes the class token only (both exact). It covers only blocks whose maths it reproduces exactly; for anything
+else the ``*_fast_path_blocker`` functions return a reason and :class:`~bindcore.anchor.frozen.FrozenAnchor` runs
+open_clip's own forward. What each path is worth, measured side by side: BENCHMARKS.md, "Anchor forward paths".
 """
 
 from __future__ import annotations
@@ -53,16 +52,31 @@ def _blocks_unsupported(transformer: nn.Module) -> str | None:
     return None
 
 
-def sdpa_blocks(transformer: nn.Module, x: Tensor) -> Tensor:
-    """open_clip ``ResidualAttentionBlock`` stack on batch-first ``x`` (B, L, D) under a causal mask, with SDPA."""
-    for block in transformer.resblocks:
+def sdpa_blocks(transformer: nn.Module, x: Tensor, *, causal: bool, first_token_only: bool = False) -> Tensor:
+    """open_clip ``ResidualAttentionBlock`` stack on batch-first ``x`` (B, L, D), computed with SDPA.
+
+    ``first_token_only``: the caller reads only token 0 of the output, so the last block computes its
+    query, attention output and MLP for that row alone (keys/values still come from every token): exact.
+    """
+    blocks = transformer.resblocks
+    for index, block in enumerate(blocks):
         attn = block.attn
         batch, length, dim = x.shape
         heads = attn.num_heads
-        q, k, v = linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        q, k, v = (t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        out = out.transpose(1, 2).reshape(batch, length, dim)
+        h = block.ln_1(x)
+        if first_token_only and index == len(blocks) - 1 and not causal:
+            bias = attn.in_proj_bias
+            q = linear(h[:, :1], attn.in_proj_weight[:dim], None if bias is None else bias[:dim])
+            k, v = linear(h, attn.in_proj_weight[dim:], None if bias is None else bias[dim:]).chunk(2, dim=-1)
+            x = x[:, :1]
+        else:
+            q, k, v = linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        rows = q.shape[1]
+        q = q.reshape(batch, rows, heads, -1).transpose(1, 2)
+        k = k.reshape(batch, length, heads, -1).transpose(1, 2)
+        v = v.reshape(batch, length, heads, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        out = out.transpose(1, 2).reshape(batch, rows, dim)
         x = x + block.ls_1(linear(out, attn.out_proj.weight, attn.out_proj.bias))
         x = x + block.ls_2(_open_clip_mlp(block.mlp, block.ln_2(x)))
     return x
@@ -96,3 +110,14 @@ def text_fast_path_blocker(model: nn.Module, length: int) -> str | None:
     if not _is_causal_mask(model.attn_mask, length):
         return "attn_mask is not the plain causal mask"
     return _blocks_unsupported(model.transformer)
+
+
+def image_fast_path_blocker(visual: nn.Module) -> str | None:
+    """Why the SDPA image path cannot run ``visual`` (None: it can)."""
+    if not has_split_vision(visual):
+        return f"visual is {type(visual).__name__} (not open_clip's VisionTransformer, or it outputs tokens)"
+    if getattr(visual, "attn_pool", None) is not None:
+        return "attentional pooler"
+    if visual.pool_type not in ("tok", "avg"):
+        return f"pool_type {visual.pool_type!r}"
+    return _blocks_unsupported(visual.transformer)

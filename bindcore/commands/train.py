@@ -16,12 +16,15 @@ def register(cli: click.Group) -> None:
                   help="Run directory (default: runs/<recipe name>). Re-running resumes from its latest checkpoint.")
     @click.option("--resume", "resume", type=str, default=None,
                   help="Resume from this checkpoint file (default: the run directory's latest, if any).")
-    @click.option("--no-resume", is_flag=True, help="Start over even if the run directory has checkpoints.")
+    @click.option("--no-resume", is_flag=True,
+                  help="Start over even if the run directory has checkpoints (they are moved aside, not deleted).")
+    @click.option("--overwrite", is_flag=True,
+                  help="Replace the run of a different recipe in --out (its checkpoints, weights and logs).")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                   help="Override a recipe value, e.g. --set modalities.audio.train.lr=1e-4 (repeatable).")
     @click.option("--check", is_flag=True, help="Only validate the recipe, then exit.")
     @click.option("--no-eval", is_flag=True, help="Skip the evaluation at the end.")
-    def train_command(recipe: Path, out: Path | None, resume: str | None, no_resume: bool,
+    def train_command(recipe: Path, out: Path | None, resume: str | None, no_resume: bool, overwrite: bool,
                       overrides: tuple[str, ...], check: bool, no_eval: bool) -> None:
         """Bind the modalities of RECIPE to its frozen anchor (each step trains one anchor–modality pair)."""
         from bindcore.errors import BindcoreError
@@ -43,8 +46,8 @@ def register(cli: click.Group) -> None:
         mode: bool | str = False if no_resume else (resume or "auto")
         try:
             setup = RunSetup(validated, out, log=click.echo)
-            trainer = Trainer(setup)
-            trainer.fit(resume=mode)
+            trainer = Trainer(setup, resume=mode, overwrite=overwrite)
+            trainer.fit()
             if validated.eval.enabled and not no_eval and setup.ctx.is_main:
                 evaluate(setup, trainer.modules, log=click.echo)
             setup.ctx.barrier()

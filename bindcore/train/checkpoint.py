@@ -1,29 +1,48 @@
-"""Atomic, rotated checkpoints with everything a bit-identical resume needs (weights, optimiser,
-temperatures, step, RNG states)."""
+"""Checkpoints that a resume can trust: atomic, rotated, checksummed, and read without unpickling code.
+
+A checkpoint is two files: ``checkpoint-<step>.pt`` (``torch.save`` of tensors and plain data only: weights,
+optimiser state, temperatures, step, RNG states as tensors and lists) and ``checkpoint-<step>.json`` (its SHA-256,
+size and step), written after it. A checkpoint without its record is incomplete (a process killed between the two
+writes) and is never resumed from. Reading checks the record's checksum first, then loads with
+``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and plain containers, so a
+planted file cannot run code.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bindcore.errors import CheckpointError
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
+FORMAT = "bindcore-checkpoint/2"
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"checkpoint-{step:08d}.pt"
 
 
+def record_path(checkpoint: Path) -> Path:
+    """The JSON record (checksum, size, step) beside ``checkpoint``."""
+    return Path(checkpoint).with_suffix(".json")
+
+
 def list_checkpoints(directory: Path) -> list[Path]:
-    """Complete checkpoints in ``directory``, oldest first (temporary files are ignored)."""
+    """Complete checkpoints in ``directory`` (file and record present), oldest first; temporary files are ignored."""
     if not Path(directory).is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in Path(directory).iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    found = [(int(m.group(1)), p) for p in Path(directory).iterdir()
+             if (m := CHECKPOINT_PATTERN.match(p.name)) and record_path(p).is_file()]
     return [p for _, p in sorted(found)]
 
 
@@ -32,8 +51,23 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def any_checkpoint_files(directory: Path) -> list[Path]:
+    """Every checkpoint or record file in ``directory``, complete or not (what a new run must not mix with)."""
+    if not Path(directory).is_dir():
+        return []
+    return sorted(p for p in Path(directory).iterdir() if p.name.startswith("checkpoint-"))
+
+
+# -- RNG states as tensors and plain data (weights_only-loadable) -------------------------------------------------
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "position": int(position), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -41,30 +75,108 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["position"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["internal"]), python["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# -- writing ------------------------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, write: Callable[[Any], None]) -> None:
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
-    """Write ``payload`` to a temporary file, fsync, ``os.replace`` into place, then drop old checkpoints."""
+    """Write ``payload`` and its record (each to a temporary file, fsync, ``os.replace``), then drop old ones.
+
+    Only the newest ``keep`` complete checkpoints of this directory stay; the one just written is never dropped.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(directory, step)
-    temporary = directory / f".{target.name}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    for old in list_checkpoints(directory)[:-keep]:
+    _write_atomically(target, lambda handle: torch.save({"format": FORMAT, **payload}, handle))
+    record = {"format": FORMAT, "step": step, "bytes": target.stat().st_size, "sha256": _sha256(target)}
+    _write_atomically(record_path(target), lambda handle: handle.write(json.dumps(record, indent=2).encode()))
+    others = [p for p in list_checkpoints(directory) if p != target]
+    for old in others[: max(0, len(others) + 1 - keep)]:
         old.unlink(missing_ok=True)
+        record_path(old).unlink(missing_ok=True)
     for stale in directory.glob(".checkpoint-*.tmp-*"):  # left by a process killed mid-write
-        if stale != temporary:
-            stale.unlink(missing_ok=True)
+        stale.unlink(missing_ok=True)
     return target
 
 
+# -- reading ------------------------------------------------------------------------------------------------------
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The payload of checkpoint ``path``, after checking its record; :class:`CheckpointError` names what is wrong."""
+    path = Path(path)
+    record_file = record_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        record = json.loads(record_file.read_text())
+        expected, size = str(record["sha256"]), int(record["bytes"])
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} has no record {record_file.name} (its write did not finish, or it "
+                              f"was not written by bindcore)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint record {record_file} is unreadable ({type(exc).__name__}: {exc})") from None
+    actual_size = path.stat().st_size
+    if actual_size != size:
+        raise CheckpointError(f"checkpoint {path} is {actual_size} bytes, its record says {size} (truncated or "
+                              f"overwritten)")
+    if _sha256(path) != expected:
+        raise CheckpointError(f"checkpoint {path} does not match its recorded SHA-256 (the file is damaged)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything but tensors and plain data, and every damaged form
+        raise CheckpointError(f"checkpoint {path} cannot be read as a bindcore checkpoint "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a {FORMAT} checkpoint")
+    return payload
+
+
+def newest_good_checkpoint(directory: Path, warn: Callable[[str], None]) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint of ``directory`` that reads back intact, warning about each newer one that does not.
+
+    None when the directory holds no checkpoint; :class:`CheckpointError` when it holds some and none is good.
+    """
+    candidates = [p for p in Path(directory).glob("checkpoint-*.pt") if CHECKPOINT_PATTERN.match(p.name)] \
+        if Path(directory).is_dir() else []
+    problems = []
+    for path in sorted(candidates, reverse=True):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            warn(f"warning: skipping {exc}; trying an older checkpoint")
+    if problems:
+        raise CheckpointError(f"no intact checkpoint in {directory}:\n  " + "\n  ".join(problems)
+                              + "\nstart over with --no-resume (the damaged files are moved aside), or restore a "
+                                "checkpoint from a backup")
+    return None
+
+
+__all__ = ["CheckpointError", "any_checkpoint_files", "checkpoint_path", "latest_checkpoint", "list_checkpoints",
+           "load_checkpoint", "newest_good_checkpoint", "record_path", "rng_state", "save_checkpoint",
+           "set_rng_state"]

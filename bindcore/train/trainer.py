@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import yaml
 from torch import Tensor, nn
 
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all
@@ -29,7 +28,14 @@ from bindcore.errors import ConfigError, NonFiniteError
 from bindcore.loss import InfoNCE
 from bindcore.recipe import ValidatedRecipe
 from bindcore.run_setup import MODALITIES_DIR, RunSetup
-from bindcore.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bindcore.train.checkpoint import (
+    load_checkpoint,
+    newest_good_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from bindcore.train.run_dir import CHECKPOINTS_DIR, claim_run_directory
 
 METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
                   "elapsed_s")
@@ -92,16 +98,20 @@ class Trainer:
     """Train the bound modalities of a :class:`RunSetup` (build with a recipe and an output directory), then
     :meth:`fit`."""
 
-    def __init__(self, setup: RunSetup, *, step_hook: Callable[[int, dict[str, Any]], None] | None = None):
+    def __init__(self, setup: RunSetup, *, resume: bool | str = "auto", overwrite: bool = False,
+                 step_hook: Callable[[int, dict[str, Any]], None] | None = None):
+        """``resume``: "auto" (the newest intact checkpoint of the run directory, if any), False (start over; earlier
+        checkpoints are moved aside) or a checkpoint file. ``overwrite``: replace another recipe's run in ``out``."""
         self.started = time.perf_counter()
         self.setup = setup
         self.recipe = setup.recipe
         self.out = setup.out
         self.ctx = setup.ctx
+        self.resume = resume
         self.step_hook = step_hook
-        if self.ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self._write_recipe()
+        if self.ctx.is_main:  # before anything is written: one run's outputs never mix with another's
+            claim_run_directory(self.recipe, self.out, fresh=resume is False, overwrite=overwrite, log=self.ctx.log)
+        self.ctx.barrier()
         run = self.recipe.run
         self.anchor = setup.anchor
         self.modules = setup.build_modalities()
@@ -122,19 +132,6 @@ class Trainer:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.wrapped = {n: DistributedDataParallel(h, device_ids=ids) for n, h in self.heads.items()}
         self._build_data()
-
-    def _write_recipe(self) -> None:
-        path = self.out / "recipe.yaml"
-        fingerprint = self.recipe.fingerprint()
-        marker = self.out / "recipe.fingerprint"
-        changed = marker.is_file() and marker.read_text().strip() != fingerprint
-        if changed and latest_checkpoint(self.out / "checkpoints"):
-            raise ConfigError(f"{self.out} holds a run of a different recipe; choose another --out "
-                              f"or delete {self.out / 'checkpoints'}")
-        path.write_text(yaml.safe_dump(self.recipe.raw, sort_keys=False))
-        marker.write_text(fingerprint + "\n")
-        if self.recipe.source is not None:  # recipe paths stay relative to the original file
-            (self.out / "recipe.source").write_text(str(self.recipe.source) + "\n")
 
     def _build_data(self) -> None:
         recipe, ctx, setup = self.recipe, self.ctx, self.setup
@@ -191,7 +188,7 @@ class Trainer:
 
     # -- state --------------------------------------------------------------------------------------
     def state(self, step: int) -> dict[str, Any]:
-        return {"format": "bindcore-train/1", "step": step, "recipe": self.recipe.fingerprint(),
+        return {"step": step, "recipe": self.recipe.fingerprint(),
                 "heads": {n: h.state_dict() for n, h in self.heads.items()},
                 "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
                 "rng": rng_state(), "last_loss": dict(self.last_loss)}
@@ -207,21 +204,21 @@ class Trainer:
         return int(payload["step"])
 
     # -- training -----------------------------------------------------------------------------------
-    def fit(self, *, resume: bool | str | None = "auto") -> TrainResult:
+    def fit(self) -> TrainResult:
         run, ctx = self.recipe.run, self.ctx
-        ckpt_dir = self.out / "checkpoints"
+        ckpt_dir = self.out / CHECKPOINTS_DIR
         self.last_loss: dict[str, float] = {}
         torch.manual_seed(seed_of("train", run.seed) % 2**63)
         start = 0
         resume_from: Path | None = None
-        if isinstance(resume, str) and resume != "auto":
-            resume_from = Path(resume)
-            if not resume_from.is_file():
-                raise ConfigError(f"--resume: checkpoint not found: {resume_from}")
-        elif resume:
-            resume_from = latest_checkpoint(ckpt_dir)
+        if isinstance(self.resume, str) and self.resume != "auto":
+            resume_from = Path(self.resume)  # the one the user named: no fallback to another
+            payload = load_checkpoint(resume_from)
+        elif self.resume:
+            found = newest_good_checkpoint(ckpt_dir, warn=ctx.log)
+            resume_from, payload = found if found is not None else (None, None)
         if resume_from is not None:
-            start = self.restore(load_checkpoint(resume_from))
+            start = self.restore(payload)
             ctx.log(f"resuming from {resume_from} (step {start}/{len(self.plan)})")
         total = len(self.plan)
         self._open_logs(start)
@@ -391,13 +388,13 @@ class _null:
         return None
 
 
-def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str | None = "auto",
-          log: Callable[[str], None] = print,
+def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str = "auto",
+          overwrite: bool = False, log: Callable[[str], None] = print,
           step_hook: Callable[[int, dict[str, Any]], None] | None = None) -> TrainResult:
     """Train a validated recipe into ``out`` (auto-resuming from its latest checkpoint). Evaluation is separate:
     :func:`bindcore.eval.run.evaluate` (the ``bindcore train`` command runs it afterwards)."""
-    trainer = Trainer(RunSetup(recipe, out, log=log), step_hook=step_hook)
-    result = trainer.fit(resume=resume)
+    trainer = Trainer(RunSetup(recipe, out, log=log), resume=resume, overwrite=overwrite, step_hook=step_hook)
+    result = trainer.fit()
     trainer.ctx.barrier()
     return result
 
