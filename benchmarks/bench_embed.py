@@ -1,38 +1,44 @@
-"""Embedding throughput per modality: bindcore vs a re-implementation of the reference ImageBind forward.
+"""Embedding throughput per modality: bindcore vs Meta's own ImageBind code, same weights, same inputs.
 
-For each modality a *reference re-implementation* is built with ImageBind's structure and parameter layout
-(spec §4: sequence-first ``nn.MultiheadAttention`` blocks behind an ``l b d`` rearrange, ``PadIm2Video`` +
-``Conv3d`` vision stem, heads that LayerNorm every token before selecting one, per-modality post-scaling) and
-random weights. Its state dict — an ImageBind checkpoint in miniature — is then converted the way
-``bindcore convert imagebind`` converts the real one: ``from_imagebind`` of the installed plugin for
-audio/depth/thermal/imu, the open_clip anchor for vision/text. Both run the same weights on the same
-preprocessed inputs (CPU, fp32, eval, no autograd); the script checks that their L2-normalised outputs agree
-and reports items/s (median of ``--repeats`` timed batches after one warm-up).
+The baseline is Meta's ImageBind (PyPI ``imagebind-unofficial`` 0.1.1, byte-identical to
+facebookresearch/ImageBind@53680b0), built by ``../shared/reference/install-reference VENV`` as a virtual
+environment layered on the project's ``.venv``; run this script with that environment's Python. No checkpoint can
+be downloaded, so the reference model is ``imagebind_huge()`` with its own random initialisation (``--size
+small``: a small ``ImageBindModel`` for a quick check). Its state dict is converted by bindcore's converter, the
+way ``bindcore convert imagebind`` converts the released checkpoint: ``from_imagebind`` of the installed plugin for
+audio/depth/thermal/imu, the open_clip anchor (``bindcore.convert.open_clip_anchor``) run through
+``FrozenAnchor`` for vision/text, as bind-vision/bind-text do. Both then run the same weights on the same
+preprocessed tensors in one process (CPU, fp32, eval, no autograd), interleaved (reference, bindcore, reference,
+bindcore, ... so drifting load from other jobs hits both alike); items/s are medians of ``--repeats`` timed
+batches after one warm-up, and the last column is the largest difference between their unit embeddings.
 
-Memory: each modality is also built alone in a fresh subprocess and its peak resident set is measured, versus
-the reference, which builds all six branches (4.80 GB of float32 weights for ``imagebind_huge``) for any query.
-
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py                       # reference sizes
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --size small --items 4  # quick check
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities audio,imu --no-memory
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --modalities vision,text --no-memory \
+    ../shared/reference/install-reference ../refvenv                                      # once
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed.py --items 2 --repeats 3 --no-memory
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed.py --size small --items 4 --no-memory
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed.py --modalities audio,imu --compare-aten
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed.py --modalities vision,text --no-memory \
         --compare-open-clip                                                  # anchor: SDPA path vs open_clip's
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed.py --compile --no-memory  # BindModel(compile=True)
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed.py --compile --no-memory  # BindModel(compile=True)
+
+The header line names the CPU model, whether it has AVX-512 (``avx512f`` in ``/proc/cpuinfo``), PyTorch's CPU
+capability, which GEMM path bindcore's inference used (``bindcore.nn.linear``: oneDNN or ``F.linear``) and the
+load average before and after. ``--compare-aten`` adds bindcore with ``F.linear`` GEMMs
+(``BINDCORE_CPU_LINEAR=aten``) to the interleaved runs.
 
 With ``--compile`` bindcore's forward runs through ``torch.compile`` with inductor freezing, as
 ``BindModel(compile=True)`` does; the first (compiling) call is timed separately and excluded from items/s, and
 the compiled output is checked against eager. Compile time depends on inductor's cache
 (``TORCHINDUCTOR_CACHE_DIR``): point it at an empty directory for a cold-start figure.
 
-Prints markdown table rows. The reference code itself is not used (nor copied): the baseline is written from
-the spec, and labelled a re-implementation.
+Memory (unless ``--no-memory``): each modality is built alone in a fresh subprocess and its resident set is
+measured, versus the reference model, which builds all six branches for any query.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -42,191 +48,50 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-# imagebind_huge sizes (spec §4.2): width, blocks, heads; all heads project to 1024.
-HUGE = {
-    "vision": (1280, 32, 16), "text": (1024, 24, 16), "audio": (768, 12, 12),
-    "depth": (384, 12, 8), "thermal": (768, 12, 12), "imu": (512, 6, 8),
-}
-SMALL = {name: (64, 2, 4) for name in HUGE}
-POST_SCALE = {"audio": 20.0, "depth": 5.0, "thermal": 10.0, "imu": 5.0}
 ORDER = ("vision", "text", "audio", "depth", "thermal", "imu")
+#: ``ImageBindModel`` arguments of the small model (``--size small``); huge is ``imagebind_huge()`` itself.
+SMALL_KWARGS = {"out_embed_dim": 32, **{f"{name}_{what}": value for name in ORDER
+                                        for what, value in (("embed_dim", 64), ("num_blocks", 2), ("num_heads", 4))}}
+INSTALL_HINT = ("Meta's ImageBind code is not importable from this Python: build the reference environment with "
+                "'../shared/reference/install-reference VENV' and run this script with VENV/bin/python")
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reference re-implementation (ImageBind layout, sequence-first MultiheadAttention)
+# the reference (Meta's code) and bindcore's conversion of its weights
 # ---------------------------------------------------------------------------------------------------------
-class RefMlp(nn.Module):
-    def __init__(self, width: int):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class RefBlock(nn.Module):
-    def __init__(self, width: int, heads: int, bias_kv: bool):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(width, heads, bias=True, add_bias_kv=bias_kv)
-        self.norm_1, self.norm_2 = nn.LayerNorm(width, eps=1e-6), nn.LayerNorm(width, eps=1e-6)
-        self.mlp = RefMlp(width)
-
-    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:  # x: (L, B, D)
-        h = self.norm_1(x)
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=mask)[0]
-        return x + self.mlp(self.norm_2(x))
+def build_reference(size: str) -> torch.nn.Module:
+    """Meta's ``ImageBindModel`` with its own random initialisation, eval mode (all six branches, as it builds)."""
+    try:
+        from imagebind.models import imagebind_model
+    except ImportError as error:
+        raise SystemExit(f"{INSTALL_HINT} ({error})") from None
+    torch.manual_seed(0)
+    if size == "huge":
+        model = imagebind_model.imagebind_huge(pretrained=False)
+    else:
+        model = imagebind_model.ImageBindModel(**SMALL_KWARGS)
+    return model.eval().requires_grad_(False)
 
 
-class RefTrunk(nn.Module):
-    def __init__(self, width: int, depth: int, heads: int, *, bias_kv: bool, pre_ln: bool):
-        super().__init__()
-        self.pre_transformer_layer = nn.Sequential(nn.LayerNorm(width, eps=1e-6) if pre_ln else nn.Identity())
-        self.blocks = nn.ModuleList(RefBlock(width, heads, bias_kv) for _ in range(depth))
+def heads_for(size: str) -> dict[str, int]:
+    from bindcore.convert.checkpoint import IMAGEBIND_HUGE_HEADS
 
-    def forward(self, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.pre_transformer_layer(tokens).transpose(0, 1)  # "b l d -> l b d", as the reference
-        for block in self.blocks:
-            x = block(x, mask)
-        return x.transpose(0, 1)
+    return dict(IMAGEBIND_HUGE_HEADS) if size == "huge" else {name: SMALL_KWARGS[f"{name}_num_heads"] for name in ORDER}
 
 
-class PadIm2Video(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x.unsqueeze(2).repeat(1, 1, 2, 1, 1) if x.ndim == 4 else x
+def reference_forward(model: torch.nn.Module, name: str) -> Callable[[Tensor], Tensor]:
+    """Meta's forward for one modality: ``model({name: x})[name]`` (clip reduction, post-scaling included)."""
+    return lambda x: model({name: x})[name]
 
 
-class Stem(nn.Module):
-    def __init__(self, proj: nn.Module, norm: nn.Module | None):
-        super().__init__()
-        self.proj = proj
-        if norm is not None:
-            self.norm_layer = norm
+def bindcore_forward(name: str, model_sd: dict[str, Tensor], heads: int) -> Callable[[Tensor], Tensor]:
+    """bindcore's conversion of the reference weights for ``name``, as a forward on the preprocessed batch (what
+    ``BindModel.embed`` runs after preprocess)."""
+    from bindcore.convert.checkpoint import split_by_modality
 
-
-class RefPatchPre(nn.Module):
-    """Conv stem (+ LN eps 1e-5) → cls + learned positions; ``stem_name`` is ImageBind's attribute name."""
-
-    def __init__(self, stem_name: str, stem: Stem, width: int, tokens: int):
-        super().__init__()
-        self.stem_name = stem_name
-        setattr(self, stem_name, stem)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * width**-0.5)
-        self.pos_embedding_helper = nn.Module()
-        self.pos_embedding_helper.pos_embed = nn.Parameter(torch.randn(1, tokens, width) * width**-0.5)
-
-    def forward(self, x: Tensor) -> Tensor:
-        stem = getattr(self, self.stem_name)
-        x = stem.proj(x).flatten(2).transpose(1, 2)
-        if hasattr(stem, "norm_layer"):
-            x = stem.norm_layer(x)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        return x + self.pos_embedding_helper.pos_embed
-
-
-class RefImuPre(nn.Module):
-    def __init__(self, width: int):
-        super().__init__()
-        self.imu_stem = Stem(nn.Linear(48, width, bias=False), nn.LayerNorm(width))
-        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * width**-0.5)
-        self.pos_embed = nn.Parameter(torch.randn(1, 251, width) * 0.01)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.unfold(-1, 8, 8).permute(0, 2, 1, 3).reshape(x.shape[0], -1, 48)
-        x = self.imu_stem.norm_layer(self.imu_stem.proj(x))
-        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
-
-
-class RefTextPre(nn.Module):
-    def __init__(self, width: int, vocab: int = 49408, context: int = 77):
-        super().__init__()
-        self.token_embedding = nn.Embedding(vocab, width)
-        self.pos_embed = nn.Parameter(torch.randn(1, context, width) * 0.01)
-        self.register_buffer("mask", torch.full((context, context), float("-inf")).triu_(1))
-
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.token_embedding(tokens) + self.pos_embed
-
-
-class SelectFirst(nn.Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return x[:, 0]
-
-
-class RefBranch(nn.Module):
-    """One ImageBind modality: preprocessor → trunk → head → postprocessor; reduces ``(B, S, …)`` clips."""
-
-    def __init__(self, name: str, width: int, depth: int, heads: int, out_dim: int):
-        super().__init__()
-        self.name = name
-        bias_kv = name not in ("vision", "text")
-        self.trunk = RefTrunk(width, depth, heads, bias_kv=bias_kv, pre_ln=name == "vision")
-        if name == "vision":
-            conv = nn.Conv3d(3, width, kernel_size=(2, 14, 14), stride=(2, 14, 14), bias=False)
-            self.pre = RefPatchPre("rgbt_stem", Stem(nn.Sequential(PadIm2Video(), conv), None), width, 257)
-        elif name == "text":
-            self.pre = RefTextPre(width)
-        elif name == "imu":
-            self.pre = RefImuPre(width)
-        else:
-            kernel, stride, tokens = (16, 10, 229) if name == "audio" else (16, 16, 197)
-            stem = Stem(nn.Conv2d(1, width, kernel, stride=stride, bias=False), nn.LayerNorm(width))
-            self.pre = RefPatchPre("depth_stem" if name == "depth" else "rgbt_stem", stem, width, tokens)
-        if name == "text":
-            self.head = nn.Module()
-            self.head.proj = nn.Sequential(nn.LayerNorm(width, eps=1e-6), nn.Linear(width, out_dim, bias=False))
-        elif name == "imu":
-            self.head = nn.Sequential(nn.LayerNorm(width, eps=1e-6), SelectFirst(), nn.Dropout(0.5),
-                                      nn.Linear(width, out_dim, bias=False))
-        else:
-            self.head = nn.Sequential(nn.LayerNorm(width, eps=1e-6), SelectFirst(),
-                                      nn.Linear(width, out_dim, bias=False))
-        self.post = nn.Module()
-        if name == "text":
-            self.post.scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        elif name in POST_SCALE:
-            self.post.register_buffer("scale", torch.tensor(math.log(POST_SCALE[name])))
-
-    def forward(self, x: Tensor) -> Tensor:
-        reduce = x.ndim >= 5
-        if reduce:
-            batch, clips = x.shape[:2]
-            x = x.reshape(batch * clips, *x.shape[2:])
-        tokens = self.pre(x)
-        mask = self.pre.mask if self.name == "text" else None
-        h = self.trunk(tokens, mask)
-        if self.name == "text":
-            h = h[torch.arange(h.shape[0]), x.argmax(dim=-1)]
-            z = self.head.proj(h)
-        else:
-            z = self.head(h)
-        z = F.normalize(z, dim=-1)
-        if hasattr(self.post, "scale"):
-            z = z * self.post.scale.exp().clamp(max=100)
-        return z.reshape(batch, clips, -1).mean(dim=1) if reduce else z
-
-    def imagebind_state_dict(self) -> dict[str, Tensor]:
-        """This branch's weights under ImageBind's checkpoint keys (the layout ``bindcore convert`` reads)."""
-        out: dict[str, Tensor] = {}
-        for key, value in self.state_dict().items():
-            part, rest = key.split(".", 1)
-            if part == "pre":
-                out[f"modality_preprocessors.{self.name}.{rest}"] = value
-            elif part == "trunk":
-                out[f"modality_trunks.{self.name}.{rest}"] = value
-            elif part == "head":
-                out[f"modality_heads.{self.name}.{rest}"] = value
-            else:
-                out[f"modality_postprocessors.{self.name}.1.log_logit_scale"] = value
-        return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# bindcore side: the same weights, converted
-# ---------------------------------------------------------------------------------------------------------
-def bindcore_forward(name: str, sd: dict[str, Tensor], heads: int) -> Callable[[Tensor], Tensor]:
-    """The converted model's forward on a preprocessed batch (what ``BindModel.embed`` runs after preprocess)."""
+    sd = split_by_modality(model_sd)[name]
     if name in ("vision", "text"):
         return _anchor_forward(name, sd, heads)
     import bindcore
@@ -291,18 +156,39 @@ def make_inputs(name: str, items: int, seed: int = 0) -> Tensor:
     return torch.randn(items, 6, 2000, generator=gen)
 
 
-def time_both(first: Callable[[Tensor], Tensor], second: Callable[[Tensor], Tensor], x: Tensor,
-              repeats: int) -> tuple[float, float, Tensor, Tensor]:
-    """Median seconds per batch of each, alternating runs so drifting machine load hits both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
+def time_interleaved(fns: list[Callable[[Tensor], Tensor]], x: Tensor,
+                     repeats: int) -> tuple[list[float], list[Tensor]]:
+    """Median seconds per batch of each of ``fns`` and their last outputs; the runs alternate (a, b, a, b, ...) so
+    drifting machine load hits all alike."""
+    times: list[list[float]] = [[] for _ in fns]
     with torch.inference_mode():
-        outs = [first(x), second(x)]  # warm-up
+        outs = [fn(x) for fn in fns]  # warm-up
         for _ in range(repeats):
-            for i, fn in enumerate((first, second)):
+            for i, fn in enumerate(fns):
                 start = time.perf_counter()
                 outs[i] = fn(x)
                 times[i].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1]), outs[0], outs[1]
+    return [statistics.median(t) for t in times], outs
+
+
+def with_backend(forward: Callable[[Tensor], Tensor], backend: str) -> Callable[[Tensor], Tensor]:
+    """``forward`` with ``bindcore.nn.linear``'s backend switched to ``backend`` for the call."""
+    from bindcore.nn import linear as cpu_linear
+
+    def run(x: Tensor) -> Tensor:
+        saved = cpu_linear._onednn_op
+        cpu_linear.set_backend(backend)
+        try:
+            return forward(x)
+        finally:
+            cpu_linear._onednn_op = saved
+
+    return run
+
+
+def unit_diff(a: Tensor, b: Tensor) -> float:
+    return (F.normalize(a.float(), dim=-1) - F.normalize(b.float(), dim=-1)).abs().max().item()
+
 
 
 def open_clip_path(forward: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -333,13 +219,10 @@ def compile_forward(forward: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Cal
     return compiled, seconds, diff
 
 
-def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: int, repeats: int,
-                     open_clip_blocks: bool = False, compile: bool = False) -> dict:
-    width, depth, heads = sizes[name]
-    torch.manual_seed(0)
-    reference = RefBranch(name, width, depth, heads, out_dim=1024 if sizes is HUGE else 32).eval()
-    sd = reference.imagebind_state_dict()
-    ours = bindcore_forward(name, sd, heads)
+def bench_throughput(name: str, reference: torch.nn.Module, size: str, items: int, repeats: int,
+                     open_clip_blocks: bool = False, compile: bool = False, compare_aten: bool = False) -> dict:
+    ref = reference_forward(reference, name)
+    ours = bindcore_forward(name, reference.state_dict(), heads_for(size)[name])
     if open_clip_blocks:
         ours = open_clip_path(ours)
     x = make_inputs(name, items)
@@ -347,15 +230,20 @@ def bench_throughput(name: str, sizes: dict[str, tuple[int, int, int]], items: i
     if compile:
         ours, seconds, diff = compile_forward(ours, x)
         extra = {"compile_s": seconds, "compiled_vs_eager_diff": diff}
-    ref_time, our_time, ref_out, our_out = time_both(reference, ours, x, repeats)
+    fns = [ref, ours] + ([with_backend(ours, "aten")] if compare_aten else [])
+    seconds, outs = time_interleaved(fns, x, repeats)
     anchor = getattr(ours, "__self__", None)
     if anchor is not None:  # say when the anchor fell back to open_clip's blocks: the figure would mean that
         tower = "image" if name == "vision" else "text"
         if anchor.last_path.get(tower) != "sdpa":
             print(f"note: {name} ran open_clip's blocks ({anchor.fallback_reason.get(tower)})", file=sys.stderr)
-    diff = (F.normalize(ref_out.float(), dim=-1) - F.normalize(our_out.float(), dim=-1)).abs().max().item()
-    return {"modality": name, "items": items, "reference_items_s": items / ref_time,
-            "bindcore_items_s": items / our_time, "speedup": ref_time / our_time, "max_abs_diff": diff, **extra}
+    row = {"modality": name, "items": items, "reference_items_s": items / seconds[0],
+           "bindcore_items_s": items / seconds[1], "speedup": seconds[0] / seconds[1],
+           "max_abs_diff": unit_diff(outs[0], outs[1]), **extra}
+    if compare_aten:
+        row.update(aten_items_s=items / seconds[2], aten_speedup=seconds[0] / seconds[2],
+                   aten_max_abs_diff=unit_diff(outs[0], outs[2]))
+    return row
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -376,42 +264,23 @@ def _memory_child(name: str, size: str) -> None:
     import open_clip  # noqa: F401
 
     baseline = _rss()
-    width, depth, heads = (HUGE if size == "huge" else SMALL)[name]
-    torch.manual_seed(0)
-    if name in ("vision", "text"):  # the anchor tower alone, as a converted checkpoint gives it
-        reference = RefBranch(name, width, depth, heads, out_dim=1024 if size == "huge" else 32)
-        fn = bindcore_forward(name, reference.imagebind_state_dict(), heads)
+    if name in ("vision", "text"):  # the anchor tower alone, converted from the reference's weights
+        reference = build_reference(size)
+        fn = bindcore_forward(name, reference.state_dict(), heads_for(size)[name])
         del reference
+        gc.collect()
     else:
         from bindcore.inference import BindModel
 
         # plugin defaults are imagebind_huge's sizes; "small" shrinks them
-        options = {} if size == "huge" else {"width": width, "num_heads": heads,
-                                             "num_layers": depth, "embed_dim": 32}
-        model = BindModel.for_modalities([name], options={name: options})
-        fn = model  # keep alive
+        options = {} if size == "huge" else {"width": SMALL_KWARGS[f"{name}_embed_dim"],
+                                             "num_heads": SMALL_KWARGS[f"{name}_num_heads"],
+                                             "num_layers": SMALL_KWARGS[f"{name}_num_blocks"],
+                                             "embed_dim": SMALL_KWARGS["out_embed_dim"]}
+        fn = BindModel.for_modalities([name], options={name: options})  # keep alive while measuring
     params = _rss() - baseline
     print(json.dumps({"modality": name, "resident_bytes": params}))
     del fn
-
-
-def imagebind_huge_bytes() -> dict[str, int]:
-    """float32 bytes per modality of ``imagebind_huge`` from the stored key/shape list (spec §5), if present."""
-    from pathlib import Path
-
-    shared = Path(os.environ.get("BINDCORE_PARITY_DIR",
-                                 Path(__file__).resolve().parents[1].parent / "shared" / "imagebind_vectors"))
-    keys = shared / "imagebind_huge_state_dict_keys.txt"
-    if not keys.is_file():
-        return {}
-    totals: dict[str, int] = {}
-    for line in keys.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape = line.split("\t")[:2]
-        numel = math.prod(int(s) for s in shape.strip("()").split(",") if s.strip()) if shape != "()" else 1
-        totals[key.split(".")[1]] = totals.get(key.split(".")[1], 0) + 4 * numel
-    return totals
 
 
 def bench_memory(names: list[str], size: str) -> list[dict]:
@@ -424,13 +293,33 @@ def bench_memory(names: list[str], size: str) -> list[dict]:
     return rows
 
 
+def machine_line() -> str:
+    """CPU model, AVX-512 or not, PyTorch's CPU capability, and the GEMM path bindcore's inference takes."""
+    from bench_gemm import cpu_model
+
+    from bindcore.nn import linear as cpu_linear
+
+    avx512 = "avx512f" in cpu_linear.cpuinfo_field("flags").split()
+    gemm = "oneDNN" if cpu_linear.uses_onednn(torch.ones(2, 2), torch.ones(2, 2)) else "F.linear"
+    return (f"CPU {cpu_model()} ({'AVX-512' if avx512 else 'no AVX-512'}; torch CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}, "
+            f"threads {torch.get_num_threads()}, bindcore inference GEMMs: {gemm} "
+            f"({cpu_linear.ENV_VAR}={os.environ.get(cpu_linear.ENV_VAR, 'auto')})")
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modalities", default=",".join(ORDER))
     parser.add_argument("--size", choices=("huge", "small"), default="huge")
     parser.add_argument("--items", type=int, default=2, help="items per timed batch")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--compare-aten", action="store_true",
+                        help="also time bindcore with F.linear GEMMs (BINDCORE_CPU_LINEAR=aten), interleaved")
     parser.add_argument("--compare-open-clip", action="store_true",
                         help="also time vision/text through open_clip's own blocks (FrozenAnchor.use_fast_path=False)")
     parser.add_argument("--compile", action="store_true",
@@ -441,38 +330,50 @@ def main() -> None:
     if args.memory_child:
         _memory_child(args.memory_child, args.size)
         return
+    if args.compare_aten and args.compile:
+        parser.error("--compare-aten times eager GEMM paths; it cannot be combined with --compile")
     names = [n for n in args.modalities.split(",") if n]
-    sizes = HUGE if args.size == "huge" else SMALL
-    from bench_gemm import cpu_model
-
-    from bindcore.nn import linear as cpu_linear
-
-    backend = "oneDNN" if cpu_linear.uses_onednn(torch.ones(2, 2), torch.ones(2, 2)) else "F.linear"
-    print(f"{cpu_model()}, torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
-          f"items {args.items}, repeats {args.repeats}, bindcore inference GEMMs: {backend}")
-    extra_head, extra_rule = (" compile (s) | compiled vs eager |", "---|---|") if args.compile else ("", "")
-    print("| modality | reference re-impl. (items/s) | bindcore (items/s) | speed-up | max abs diff (unit vectors) |"
+    unknown = sorted(set(names) - set(ORDER))
+    if unknown:
+        parser.error(f"--modalities: unknown {', '.join(unknown)} (choose from {', '.join(ORDER)})")
+    print(machine_line())
+    print(f"baseline: Meta's ImageBind code, size {args.size}, random weights; items {args.items}, "
+          f"repeats {args.repeats}; load average (1/5/15 min) before: {load_average()}", flush=True)
+    reference = build_reference(args.size)
+    extra_head, extra_rule = "", ""
+    if args.compare_aten:
+        extra_head, extra_rule = " bindcore, F.linear GEMMs (items/s) | speed-up | max abs diff |", "---|---|---|"
+    if args.compile:
+        extra_head, extra_rule = extra_head + " compile (s) | compiled vs eager |", extra_rule + "---|---|"
+    print("| modality | Meta's reference (items/s) | bindcore (items/s) | speed-up | max abs diff (unit vectors) |"
           + extra_head)
     print("|---|---|---|---|---|" + extra_rule)
     for name in names:
-        row = bench_throughput(name, sizes, args.items, args.repeats, compile=args.compile)
-        extra = f" {row['compile_s']:.1f} | {row['compiled_vs_eager_diff']:.1e} |" if args.compile else ""
+        row = bench_throughput(name, reference, args.size, args.items, args.repeats, compile=args.compile,
+                               compare_aten=args.compare_aten)
+        gc.collect()  # the converted modality goes before the next is built
+        extra = ""
+        if args.compare_aten:
+            extra += f" {row['aten_items_s']:.2f} | {row['aten_speedup']:.2f}× | {row['aten_max_abs_diff']:.1e} |"
+        if args.compile:
+            extra += f" {row['compile_s']:.1f} | {row['compiled_vs_eager_diff']:.1e} |"
         print(f"| {name} | {row['reference_items_s']:.2f} | {row['bindcore_items_s']:.2f} | "
               f"{row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |" + extra, flush=True)
     for name in [n for n in names if n in ("vision", "text")] if args.compare_open_clip else []:
-        row = bench_throughput(name, sizes, args.items, args.repeats, open_clip_blocks=True)
+        row = bench_throughput(name, reference, args.size, args.items, args.repeats, open_clip_blocks=True)
         print(f"| {name}, open_clip's blocks (fast path off) | {row['reference_items_s']:.2f} | "
               f"{row['bindcore_items_s']:.2f} | {row['speedup']:.2f}× | {row['max_abs_diff']:.1e} |", flush=True)
+    print(f"load average (1/5/15 min) after: {load_average()}", flush=True)
     if args.no_memory:
         return
-    reference = imagebind_huge_bytes() if args.size == "huge" else {}
-    total = sum(reference.values())
+    reference_bytes = sum(t.numel() * t.element_size() for t in reference.state_dict().values())
+    del reference
+    gc.collect()
     print()
-    print("| modality requested | bindcore resident (MB) | reference loads (MB, all six) |")
+    print("| modality requested | bindcore resident (MB) | reference model's weights (MB, all six) |")
     print("|---|---|---|")
     for row in bench_memory(names, args.size):
-        print(f"| {row['modality']} | {row['resident_bytes'] / 1e6:.0f} | {total / 1e6:.0f} |" if total else
-              f"| {row['modality']} | {row['resident_bytes'] / 1e6:.0f} | - |", flush=True)
+        print(f"| {row['modality']} | {row['resident_bytes'] / 1e6:.0f} | {reference_bytes / 1e6:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Peak memory of ``bindcore convert imagebind`` versus the checkpoint's size.
 
-Builds a synthetic checkpoint with ImageBind's exact layout (the reference re-implementation in
-``bench_embed.py``, random weights; sizes below), saves it with ``torch.save``, then converts it in a fresh
+Builds a synthetic checkpoint: the state dict of Meta's own ``ImageBindModel`` (its random initialisation; sizes
+below; run with the reference environment that ``../shared/reference/install-reference VENV`` builds, as
+``bench_embed.py``), saves it with ``torch.save``, then converts it in a fresh
 subprocess while a thread samples the process's anonymous resident memory (``RssAnon``: heap that the process
 holds) and file-backed resident memory (``RssFile``: mostly pages of the memory-mapped checkpoint, which the kernel
 can drop at any time) every 5 ms; both are reported above their level before the conversion started.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed_convert.py             # ~1.3 GB checkpoint
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed_convert.py --scale small
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_embed_convert.py --scale huge   # 4.8 GB, needs ~12 GB RAM
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed_convert.py             # ~1.3 GB checkpoint
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed_convert.py --scale small
+    OMP_NUM_THREADS=1 ../refvenv/bin/python benchmarks/bench_embed_convert.py --scale huge   # 4.8 GB, needs ~12 GB RAM
 
 Sizes (``medium``): audio, depth, thermal, IMU at ``imagebind_huge`` sizes; vision 768 wide × 12 blocks and text
 512 × 12. ``huge`` is ``imagebind_huge`` throughout (vision 1280 × 32, text 1024 × 24): the released checkpoint's
@@ -50,17 +51,18 @@ def _status() -> dict[str, int]:
 def build_checkpoint(path: Path, scale: str) -> dict[str, int]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import torch
-    from bench_embed import RefBranch
+    from bench_embed import INSTALL_HINT
 
-    heads = {}
-    state = {}
+    try:
+        from imagebind.models.imagebind_model import ImageBindModel
+    except ImportError as error:
+        raise SystemExit(f"{INSTALL_HINT} ({error})") from None
+    kwargs = {"out_embed_dim": 1024 if scale != "small" else 32}
     for name, (width, depth, num_heads) in SCALES[scale].items():
-        torch.manual_seed(0)
-        state.update(RefBranch(name, width, depth, num_heads, out_dim=1024 if scale != "small" else 32)
-                     .imagebind_state_dict())
-        heads[name] = num_heads
-    torch.save(state, path)
-    return heads
+        kwargs.update({f"{name}_embed_dim": width, f"{name}_num_blocks": depth, f"{name}_num_heads": num_heads})
+    torch.manual_seed(0)
+    torch.save(ImageBindModel(**kwargs).state_dict(), path)
+    return {name: num_heads for name, (_, _, num_heads) in SCALES[scale].items()}
 
 
 def child(source: str, out: str, heads: str) -> None:

@@ -49,9 +49,8 @@ class BindModel(nn.Module):
     ``bindcore convert``/``Modality.save`` (:meth:`load`). Move it like any module: ``model.to("cuda",
     torch.bfloat16)``; preprocessing stays on the CPU and batches are moved to each modality's device/dtype.
     ``compile=True`` (off by default) runs each modality's forward through ``torch.compile`` with inductor
-    freezing, after 5-35 s of compiling per batch shape. Measured on CPU fp32 at reference sizes: 1.1-1.4x over
-    eager on an Intel Xeon; on an AMD EPYC, where eager already runs its GEMMs through oneDNN
-    (:mod:`bindcore.nn.linear`), only text gains (~1.2x) (BENCHMARKS.md, "Embedding throughput").
+    freezing, compiling once per batch shape first; whether it pays depends on the CPU and on whether eager
+    already runs its GEMMs through oneDNN (:mod:`bindcore.nn.linear`): see BENCHMARKS.md, "Embedding throughput".
     """
 
     def __init__(self, modalities: Mapping[str, Modality] | Iterable[Modality], *,

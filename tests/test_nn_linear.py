@@ -130,15 +130,26 @@ def test_unknown_backend_names_the_variable_and_choices(backend):
         backend("mkl")
 
 
-@pytest.mark.parametrize(("machine", "vendor", "expected"), [
-    ("x86_64", "AuthenticAMD", True), ("AMD64", "AuthenticAMD", True), ("x86_64", "HygonGenuine", True),
-    ("x86_64", "GenuineIntel", False), ("x86_64", "", False), ("aarch64", "", False), ("arm64", "AuthenticAMD", False),
+@pytest.mark.parametrize(("machine", "capability", "vendor", "mkl", "expected"), [
+    ("x86_64", "AVX512", "AuthenticAMD", True, True),  # AMD Zen 4/5: MKL stays on AVX2
+    ("AMD64", "AVX512", "AuthenticAMD", True, True),  # Windows spells the machine AMD64
+    ("x86_64", "AVX2", "AuthenticAMD", True, False),  # AMD Zen 3: no AVX-512, MKL and oneDNN both AVX2
+    ("x86_64", "AVX2", "HygonGenuine", True, False),
+    ("x86_64", "AVX512", "GenuineIntel", True, False),  # MKL already runs AVX-512 on Intel
+    ("x86_64", "AVX2", "GenuineIntel", True, False),
+    ("x86_64", "AVX512", "", True, False),  # vendor unreadable: MKL's dispatch unknown
+    ("x86_64", "AVX512", "AuthenticAMD", False, False),  # a build whose BLAS is not MKL
+    ("aarch64", "SVE256", "", False, False), ("arm64", "DEFAULT", "AuthenticAMD", True, False),
 ])
-def test_auto_uses_onednn_on_amd_x86_64_only(machine, vendor, expected, monkeypatch):
+def test_auto_uses_onednn_only_where_the_blas_leaves_avx512_unused(machine, capability, vendor, mkl, expected,
+                                                                   monkeypatch):
     if fast._resolve("onednn") is None:
         pytest.skip("this PyTorch build has no oneDNN linear")
     monkeypatch.setattr(fast.platform, "machine", lambda: machine)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
     monkeypatch.setattr(fast, "cpu_vendor", lambda: vendor)
+    assert fast.blas_leaves_avx512_unused() is expected
     assert (fast._resolve("auto") is not None) is expected
     assert (fast._resolve(None) is not None) is expected  # unset variable = auto
     assert fast._resolve("onednn") is not None  # explicit choice: any CPU with the op

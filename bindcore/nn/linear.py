@@ -1,20 +1,23 @@
 """Inference-time linear layers on the CPU through oneDNN instead of the BLAS behind ``F.linear``.
 
-PyTorch's x86 wheels run an fp32 ``F.linear`` on the CPU through MKL's sgemm. MKL picks its kernels by CPU
-vendor and, on AMD processors, stays on its AVX2 path even where the CPU has AVX-512: on the AMD EPYC machine in
-BENCHMARKS.md it reaches ~95 GFLOP/s per core (the AVX2 FMA rate) on transformer shapes, where oneDNN's fp32
-GEMM, which ships in the same wheels and has no vendor check, reaches ~190. Both compute in IEEE fp32 (oneDNN
-only lowers precision when ``torch.backends.mkldnn.matmul.fp32_precision`` asks for it, which this module leaves
-alone); results differ in summation order only, ~1e-6 relative.
+PyTorch's x86 wheels run an fp32 ``F.linear`` on the CPU through MKL's sgemm. MKL enables its AVX-512 kernels on
+Intel processors only: on any other x86-64 CPU it runs its AVX2 kernels, even where the CPU has AVX-512. oneDNN's
+fp32 GEMM, which ships in the same wheels, picks its kernels from the instruction set alone, so on a non-Intel CPU
+with AVX-512 it uses vector units twice as wide as MKL's; on a CPU without AVX-512 both run AVX2 and oneDNN has
+nothing to add. Both compute in IEEE fp32 (oneDNN only lowers precision when
+``torch.backends.mkldnn.matmul.fp32_precision`` asks for it, which this module leaves alone); results differ in
+summation order only, ~1e-6 relative. Measurements: BENCHMARKS.md ("Embedding throughput").
 
-The oneDNN op (``torch.ops.mkldnn._linear_pointwise``) has no autograd formula, so it is used only where no
-gradient is needed: inference and the frozen anchor. Training keeps ``F.linear``. It also fuses a following
-GELU into the GEMM.
+The oneDNN op (``torch.ops.mkldnn._linear_pointwise``, a private PyTorch op) has no autograd formula, so it is
+used only where no gradient is needed: inference and the frozen anchor. Training keeps ``F.linear``. It also
+fuses a following GELU into the GEMM.
 
-``BINDCORE_CPU_LINEAR`` picks the backend: ``auto`` (default) uses oneDNN on x86-64 CPUs from AMD (and Hygon),
-where MKL is held back and the gain was measured, and ``F.linear`` elsewhere: on Intel CPUs MKL already runs at
-the vector units' rate (and PyTorch's own compiler uses packed MKL, not oneDNN, for fp32 linear layers);
-``onednn`` uses it on any CPU whose PyTorch build has it; ``aten`` always uses ``F.linear``.
+``BINDCORE_CPU_LINEAR`` picks the backend. ``auto`` (default) uses oneDNN only where the CPU has AVX-512 that
+``F.linear``'s BLAS leaves unused (:func:`blas_leaves_avx512_unused`: x86-64, PyTorch's CPU capability
+``AVX512``, MKL as the BLAS, not an Intel CPU), the case where it was measured to pay, and ``F.linear`` everywhere
+else, every CPU without AVX-512 included: the decision is which instruction set each library would run, the
+vendor entering only as the condition of MKL's dispatch. ``onednn`` uses oneDNN on any CPU whose PyTorch build has
+it; ``aten`` always uses ``F.linear``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from torch import Tensor, nn
 ENV_VAR = "BINDCORE_CPU_LINEAR"
 BACKENDS = ("auto", "onednn", "aten")
 X86_64 = ("x86_64", "amd64")
-MKL_HELD_BACK_VENDORS = ("AuthenticAMD", "HygonGenuine")
+#: The vendor string on which MKL dispatches its AVX-512 kernels (on every other x86-64 CPU it stays on AVX2).
+MKL_AVX512_VENDOR = "GenuineIntel"
 
 
 def cpuinfo_field(name: str) -> str:
@@ -52,6 +56,17 @@ def cpu_vendor() -> str:
     return processor.rsplit(",", 1)[-1].strip() if "," in processor else ""
 
 
+def blas_leaves_avx512_unused() -> bool:
+    """Whether this x86-64 CPU has AVX-512 (as PyTorch's CPU capability reports it) that ``F.linear``'s BLAS does
+    not use: PyTorch's BLAS is MKL and the CPU is not an Intel one. False where either side cannot be told."""
+    if platform.machine().lower() not in X86_64 or not torch.backends.mkl.is_available():
+        return False
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False  # no AVX-512 (e.g. AMD Zen 3): MKL and oneDNN both run AVX2
+    vendor = cpu_vendor()
+    return bool(vendor) and vendor != MKL_AVX512_VENDOR
+
+
 def _resolve(choice: str | None):
     """The oneDNN linear op for backend ``choice``, or None where ``F.linear`` is to be used."""
     choice = (choice or "auto").strip().lower() or "auto"
@@ -59,7 +74,7 @@ def _resolve(choice: str | None):
         raise ValueError(f"{ENV_VAR}={choice!r} is not one of {', '.join(BACKENDS)}; unset it to use the default")
     if choice == "aten" or not torch.backends.mkldnn.is_available():
         return None
-    if choice == "auto" and (platform.machine().lower() not in X86_64 or cpu_vendor() not in MKL_HELD_BACK_VENDORS):
+    if choice == "auto" and not blas_leaves_avx512_unused():
         return None
     return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
 
