@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bindcore.config import ModalityConfig
 from bindcore.errors import (
     AnchorUnavailableError,
     BindcoreError,
@@ -17,12 +16,17 @@ from bindcore.errors import (
     UnknownModalityError,
 )
 from bindcore.hookspecs import hookimpl
-from bindcore.plugins import get_registry, list_modalities, modality, modality_class
 
 __version__ = "0.1.0"
 
-# Heavier parts are imported on first use so ``import bindcore`` stays light.
+# Everything else is imported on first use, so ``import bindcore`` (which every plugin and every ``bindcore``
+# command does) costs milliseconds: no pydantic (config), no plugin loading machinery, no torch.
 _LAZY = {
+    "ModalityConfig": "bindcore.config",
+    "get_registry": "bindcore.plugins",
+    "list_modalities": "bindcore.plugins",
+    "modality": "bindcore.plugins",
+    "modality_class": "bindcore.plugins",
     "Modality": "bindcore.modality_base",
     "info_nce": "bindcore.loss",
     "InfoNCE": "bindcore.loss",
@@ -33,18 +37,37 @@ _LAZY = {
     "load_modality": "bindcore.io",
 }
 
+if TYPE_CHECKING:
+    from bindcore.anchor import AnchorConfig, FrozenAnchor, load_anchor
+    from bindcore.config import ModalityConfig
+    from bindcore.inference import BindModel
+    from bindcore.io import load_modality
+    from bindcore.loss import InfoNCE, info_nce
+    from bindcore.modality_base import Modality
+    from bindcore.plugins import get_registry, list_modalities, modality, modality_class
+
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
     raise AttributeError(f"module 'bindcore' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
+    "AnchorConfig",
     "AnchorUnavailableError",
+    "BindModel",
     "BindcoreError",
     "ConfigError",
     "DuplicateModalityError",
+    "FrozenAnchor",
+    "InfoNCE",
     "InputError",
     "Modality",
     "ModalityConfig",
@@ -53,8 +76,10 @@ __all__ = [
     "UnknownModalityError",
     "get_registry",
     "hookimpl",
+    "info_nce",
     "list_modalities",
+    "load_anchor",
+    "load_modality",
     "modality",
     "modality_class",
-    *_LAZY,
 ]
