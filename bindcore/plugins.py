@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "bindcore"
 
 # What a plugin's import or hook may raise without taking the process down; KeyboardInterrupt is not one.
-PLUGIN_FAILURES = (Exception, SystemExit)
+_PLUGIN_FAILURES = (Exception, SystemExit)
 
 
-def describe_failure(exc: BaseException) -> str:
+def _describe_failure(exc: BaseException) -> str:
     """``Type: message`` of a plugin's failure; a ``sys.exit()`` call is named as such (its message is the code)."""
     if isinstance(exc, SystemExit):
         return f"SystemExit: the plugin called sys.exit({exc.code!r})"
@@ -107,9 +107,9 @@ class Registry:
                 continue
             try:
                 module = ep.load()
-            except PLUGIN_FAILURES as exc:  # a broken plugin must not take the others down
+            except _PLUGIN_FAILURES as exc:  # a broken plugin must not take the others down
                 self._plugins[dist_name] = PluginInfo(dist_name, version,
-                                                      error=f"import failed: {describe_failure(exc)}")
+                                                      error=f"import failed: {_describe_failure(exc)}")
                 continue
             self.add_plugin(module, name=dist_name, version=version)
 
@@ -124,10 +124,10 @@ class Registry:
             try:
                 self.pm.register(plugin, name=name)
                 self.pm.check_pending()
-            except PLUGIN_FAILURES as exc:
+            except _PLUGIN_FAILURES as exc:
                 if self.pm.is_registered(plugin):
                     self.pm.unregister(plugin)
-                info.error = f"invalid hooks: {describe_failure(exc)}"
+                info.error = f"invalid hooks: {_describe_failure(exc)}"
                 return info
             for impl in self.pm.hook.register_modalities.get_hookimpls():
                 if impl.plugin is plugin:
@@ -150,8 +150,8 @@ class Registry:
 
         try:
             impl.function(register=register)
-        except PLUGIN_FAILURES as exc:
-            info.error = f"register_modalities failed: {describe_failure(exc)}"
+        except _PLUGIN_FAILURES as exc:
+            info.error = f"register_modalities failed: {_describe_failure(exc)}"
             return
         for cls in collected:
             self._providers.setdefault(cls.name, []).append(_Provider(cls, info.name, info.version))
@@ -193,8 +193,8 @@ class Registry:
                 staging = click.Group(name="bindcore")
                 try:
                     impl.function(cli=staging)
-                except PLUGIN_FAILURES as exc:
-                    info.add_error(f"register_commands failed: {describe_failure(exc)}")
+                except _PLUGIN_FAILURES as exc:
+                    info.add_error(f"register_commands failed: {_describe_failure(exc)}")
                     continue
                 for name, command in sorted(staging.commands.items()):
                     owner = "bindcore" if name in reserved else self._command_owners.get(name)
