@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bindcore.config import ModalityConfig
 from bindcore.errors import (
     AnchorUnavailableError,
     BindcoreError,
@@ -15,16 +14,22 @@ from bindcore.errors import (
     InputError,
     NonFiniteError,
     PluginLoadError,
+    RunDirectoryError,
     UnknownModalityError,
 )
 from bindcore.hookspecs import hookimpl
-from bindcore.plugins import get_registry, list_modalities, modality, modality_class
 
 __version__ = "0.1.0"
 
-# Heavier parts are imported on first use so ``import bindcore`` stays light.
-# Everything a plugin author needs is here, whichever module holds it.
+# Everything else is imported on first use, so ``import bindcore`` (which every plugin and every ``bindcore``
+# command does) costs milliseconds: no pydantic (config), no plugin loading machinery, no torch. Everything a
+# plugin author needs is here, whichever module holds it.
 _LAZY = {
+    "ModalityConfig": "bindcore.config",
+    "get_registry": "bindcore.plugins",
+    "list_modalities": "bindcore.plugins",
+    "modality": "bindcore.plugins",
+    "modality_class": "bindcore.plugins",
     "Modality": "bindcore.modality_base",
     "PatchModality": "bindcore.patch_modality",
     "PatchModalityConfig": "bindcore.patch_modality",
@@ -49,29 +54,65 @@ _LAZY = {
     "save_modality": "bindcore.io",
 }
 
+if TYPE_CHECKING:
+    from bindcore.anchor import AnchorConfig, FrozenAnchor, load_anchor
+    from bindcore.config import ModalityConfig
+    from bindcore.inference import BindModel
+    from bindcore.io import load_modality
+    from bindcore.loss import InfoNCE, info_nce
+    from bindcore.modality_base import Modality
+    from bindcore.plugins import get_registry, list_modalities, modality, modality_class
+
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this hook
+        return value
     raise AttributeError(f"module 'bindcore' has no attribute {name!r}")
 
 
-__all__ = [
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = [  # noqa: RUF022 (grouped: errors and hooks, then the lazy names)
     "AnchorUnavailableError",
     "BindcoreError",
     "CheckpointError",
     "ConfigError",
     "DuplicateModalityError",
     "InputError",
-    "Modality",
-    "ModalityConfig",
     "NonFiniteError",
     "PluginLoadError",
+    "RunDirectoryError",
     "UnknownModalityError",
-    "get_registry",
     "hookimpl",
+    "ModalityConfig",
+    "get_registry",
     "list_modalities",
     "modality",
     "modality_class",
-    *_LAZY,
+    "Modality",
+    "PatchModality",
+    "PatchModalityConfig",
+    "PatchEncoder",
+    "ProjectionHead",
+    "Transformer",
+    "fold_clips",
+    "mean_of_clips",
+    "patch_grid",
+    "Scene",
+    "CONCEPTS",
+    "concept_code",
+    "info_nce",
+    "InfoNCE",
+    "FrozenAnchor",
+    "AnchorConfig",
+    "AnchorTowerModality",
+    "load_anchor",
+    "tiny_anchor_config",
+    "BindModel",
+    "load_modality",
+    "save_modality",
 ]

@@ -18,4 +18,10 @@ def register_modalities(register: Callable[[type[Any]], None]) -> None:
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add click commands to the ``bindcore`` command group ``cli``."""
+    """Add click commands to ``cli`` (e.g. ``@cli.command("name")``); they become ``bindcore name``.
+
+    ``cli`` is a click group of this plugin's own, merged into ``bindcore`` afterwards: a name that a built-in
+    command or an earlier plugin already uses is refused, and if the hook raises none of its commands is added;
+    both are reported by ``bindcore plugins``. The hook runs only when a command that is not built in is invoked
+    (and for ``bindcore plugins``), so plugin commands do not appear in ``bindcore --help``.
+    """

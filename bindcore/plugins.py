@@ -2,7 +2,13 @@
 to the classes plugins register, crediting each registration to its distribution.
 
 Loading is lazy, happens once per registry, and is fault-isolated: a plugin that fails to import or
-to register is recorded (see ``bindcore plugins``) and every other plugin still loads.
+to register is recorded (see ``bindcore plugins``) and every other plugin still loads. A plugin's failure is any
+``Exception`` or ``SystemExit`` (a plugin calling ``sys.exit()`` must not end the caller's process) raised by its
+import or one of its hooks; ``KeyboardInterrupt`` still stops everything.
+
+Plugin commands (the ``register_commands`` hook) are collected separately, on demand, by
+:meth:`Registry.plugin_commands`: the CLI asks for them only when a command is not a built-in one, so built-in
+commands never import plugins.
 """
 
 from __future__ import annotations
@@ -10,18 +16,31 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from bindcore import hookspecs
 from bindcore.errors import DuplicateModalityError, PluginLoadError, UnknownModalityError
 
+if TYPE_CHECKING:
+    import click
+
 ENTRY_POINT_GROUP = "bindcore"
+
+# What a plugin's import or hook may raise without taking the process down; KeyboardInterrupt is not one.
+_PLUGIN_FAILURES = (Exception, SystemExit)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """``Type: message`` of a plugin's failure; a ``sys.exit()`` call is named as such (its message is the code)."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -31,11 +50,16 @@ class PluginInfo:
     name: str
     version: str | None
     modalities: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
+
+    def add_error(self, message: str) -> None:
+        """Record a failure, keeping any earlier one (a plugin can fail in more than one hook)."""
+        self.error = message if not self.error else f"{self.error}; {message}"
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "modalities": list(self.modalities),
-                "error": self.error}
+                "commands": list(self.commands), "error": self.error}
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,9 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self._plugins: dict[str, PluginInfo] = {}
         self._providers: dict[str, list[_Provider]] = {}
+        self._commands: dict[str, click.Command] = {}
+        self._command_owners: dict[str, str] = {}
+        self._commands_collected: set[str] = set()  # plugins whose register_commands hook has run
 
     # -- loading -------------------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
@@ -80,9 +107,9 @@ class Registry:
                 continue
             try:
                 module = ep.load()
-            except Exception as exc:  # a broken plugin must not take the others down
+            except _PLUGIN_FAILURES as exc:  # a broken plugin must not take the others down
                 self._plugins[dist_name] = PluginInfo(dist_name, version,
-                                                      error=f"import failed: {type(exc).__name__}: {exc}")
+                                                      error=f"import failed: {_describe_failure(exc)}")
                 continue
             self.add_plugin(module, name=dist_name, version=version)
 
@@ -97,10 +124,10 @@ class Registry:
             try:
                 self.pm.register(plugin, name=name)
                 self.pm.check_pending()
-            except Exception as exc:
+            except _PLUGIN_FAILURES as exc:
                 if self.pm.is_registered(plugin):
                     self.pm.unregister(plugin)
-                info.error = f"invalid hooks: {type(exc).__name__}: {exc}"
+                info.error = f"invalid hooks: {_describe_failure(exc)}"
                 return info
             for impl in self.pm.hook.register_modalities.get_hookimpls():
                 if impl.plugin is plugin:
@@ -123,8 +150,8 @@ class Registry:
 
         try:
             impl.function(register=register)
-        except Exception as exc:
-            info.error = f"register_modalities failed: {type(exc).__name__}: {exc}"
+        except _PLUGIN_FAILURES as exc:
+            info.error = f"register_modalities failed: {_describe_failure(exc)}"
             return
         for cls in collected:
             self._providers.setdefault(cls.name, []).append(_Provider(cls, info.name, info.version))
@@ -140,6 +167,45 @@ class Registry:
         labels = " and ".join(p.label() for p in self._providers[name])
         return (f"modality {name!r} is provided by more than one plugin: {labels}; "
                 f"uninstall one of them")
+
+    # -- commands ------------------------------------------------------------------------------------
+    def plugin_commands(self, reserved: Collection[str] = (), *, load: bool = True) -> dict[str, click.Command]:
+        """The click commands plugins add through ``register_commands``, by name.
+
+        ``load=False`` returns the commands collected so far without importing plugins or running hooks.
+
+        Each plugin's hook runs once per registry, against a fresh group of its own, so a hook that raises adds
+        none of its commands and is recorded against its plugin, and each command is credited to its plugin. A
+        name in ``reserved`` (the built-in commands) or already taken by another plugin is refused and recorded,
+        never replaced.
+        """
+        import click
+
+        with self._lock:
+            if not load:
+                return dict(self._commands)
+            self._ensure_loaded()
+            for impl in self.pm.hook.register_commands.get_hookimpls():
+                if impl.plugin_name in self._commands_collected:
+                    continue
+                self._commands_collected.add(impl.plugin_name)
+                info = self._plugins[impl.plugin_name]
+                staging = click.Group(name="bindcore")
+                try:
+                    impl.function(cli=staging)
+                except _PLUGIN_FAILURES as exc:
+                    info.add_error(f"register_commands failed: {_describe_failure(exc)}")
+                    continue
+                for name, command in sorted(staging.commands.items()):
+                    owner = "bindcore" if name in reserved else self._command_owners.get(name)
+                    if owner is not None:
+                        info.add_error(f"command {name!r} is already provided by {owner}; rename the plugin's "
+                                       f"command (it was not added)")
+                        continue
+                    self._commands[name] = command
+                    self._command_owners[name] = info.name
+                    info.commands.append(name)
+            return dict(self._commands)
 
     # -- queries -------------------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
@@ -217,10 +283,12 @@ def modality(name: str, **config: Any) -> Any:
 
 def plugin_table(plugins: Iterable[PluginInfo]) -> str:
     """A plain-text table of plugins for ``bindcore plugins``."""
-    rows = [("distribution", "version", "modalities", "error")]
-    rows += [(p.name, p.version or "-", ", ".join(p.modalities) or "-", p.error or "") for p in plugins]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    rows = [("distribution", "version", "modalities", "commands", "error")]
+    rows += [(p.name, p.version or "-", ", ".join(p.modalities) or "-", ", ".join(p.commands) or "-", p.error or "")
+             for p in plugins]
+    last = len(rows[0]) - 1  # the error column is not padded
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     return "\n".join(
-        "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip()
+        "  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(row)).rstrip()
         for row in rows
     )

@@ -11,10 +11,13 @@ def register(cli: click.Group) -> None:
     @cli.command("plugins")
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
     def plugins_command(as_json: bool) -> None:
-        """List installed bindcore plugins, their modalities and load errors."""
+        """List installed bindcore plugins, their modalities, commands and load errors."""
+        from bindcore.cli import builtin_command_modules
         from bindcore.plugins import get_registry, plugin_table
 
-        plugins = get_registry().plugins()
+        registry = get_registry()
+        registry.plugin_commands(reserved=builtin_command_modules())  # run the command hooks: list their failures
+        plugins = registry.plugins()
         if as_json:
             click.echo(json.dumps([p.as_dict() for p in plugins], indent=2))
         elif plugins:
