@@ -164,8 +164,9 @@ def _build_local_dir(config: AnchorConfig) -> tuple[nn.Module, dict[str, Any]]:
         raise ConfigError(f"{config_file}: not an open_clip folder config ({type(exc).__name__}: {exc})") from None
     try:
         model = open_clip.create_model(config.model, pretrained_image=False, pretrained_text=False)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise ConfigError(f"{config.model}: cannot build the anchor: {exc}") from exc
+    except Exception as exc:  # a config open_clip rejects, or weights it cannot read (damaged, not safetensors)
+        raise ConfigError(f"{config.model}: cannot build the anchor from {folder}: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     # `bindcore convert` records the source's licence here (CC-BY-NC 4.0 for ImageBind's towers).
     recorded = content.get("bindcore") or {}
     model.weights_license = recorded.get("license")
