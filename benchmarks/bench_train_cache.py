@@ -28,16 +28,14 @@ def main() -> None:
     parser.add_argument("--anchor", default="ViT-H-14")
     args = parser.parse_args()
 
-    import open_clip
-
     import bindcore
-    from bindcore.train.anchor_setup import FrozenOpenClip
+    from bindcore.anchor import load_anchor
+    from bindcore.loss import InfoNCE
     from bindcore.train.cache import AnchorCache
-    from bindcore.train.trainer import contrastive_loss
 
     torch.manual_seed(0)
     started = time.perf_counter()
-    anchor = FrozenOpenClip(open_clip.create_model(args.anchor, pretrained=None), {"model": args.anchor})
+    anchor = load_anchor(model=args.anchor, pretrained=None)  # the trainer's frozen anchor, random weights
     print(f"built {args.anchor} (random weights) in {time.perf_counter() - started:.1f}s")
     audio = bindcore.modality("audio", clips_per_item=1, embed_dim=anchor.embed_dim)
     optimizer = torch.optim.AdamW(audio.parameters(), lr=1e-4, betas=(0.9, 0.95))
@@ -50,12 +48,12 @@ def main() -> None:
         cached[:] = anchor.encode_image(images).numpy()
         cached.flush()
         cache = AnchorCache(path)
-        temperature = torch.tensor(0.05)
+        loss_fn = InfoNCE(0.05)  # the trainer's loss
 
         def step(use_cache: bool) -> float:
             t0 = time.perf_counter()
             targets = cache.rows(np.arange(batch)) if use_cache else anchor.encode_image(images)
-            loss = contrastive_loss(audio(spectrograms), targets, temperature)
+            loss = loss_fn(audio(spectrograms), targets).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
