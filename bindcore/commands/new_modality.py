@@ -107,41 +107,54 @@ def render_template(name: str, directory: str | os.PathLike[str] = ".", *, kind:
     target = parent / values["distribution"]
     if target.exists() or target.is_symlink():
         raise ConfigError(f"{target} already exists: choose another --dir or remove it first")
+    plan = _plan(source, layers, values)  # bad file names are refused before anything is written
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{values['distribution']}.", dir=parent))
     try:
-        written: dict[Path, Path] = {}  # rendered relative path → template file, to refuse a path in both layers
-        for layer in layers:
-            for path in sorted(layer.rglob("*")):
-                relative = path.relative_to(layer)
-                if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
-                    continue
-                where = str(path.relative_to(source))
-                rendered = Path(render_text(str(relative), values, where))
-                if rendered.is_absolute() or ".." in rendered.parts:  # placeholder values hold no separators
-                    raise ConfigError(f"{where}: renders to {rendered}, outside the plugin")
-                out = staging / rendered
-                if path.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                if rendered in written:
-                    raise ConfigError(f"template files {written[rendered].relative_to(source)} and {where} both "
-                                      f"render to {rendered}: keep it in {COMMON}/ or in the kind folders, not both")
-                written[rendered] = path
-                out.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    text = path.read_text(encoding="utf-8")
-                except UnicodeDecodeError:  # binary assets are copied as they are
-                    shutil.copyfile(path, out)
-                else:
-                    out.write_text(render_text(text, values, where), encoding="utf-8")
-                shutil.copymode(path, out)
+        for path, rendered in plan:
+            out = staging / rendered
+            if path.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:  # binary assets are copied as they are
+                shutil.copyfile(path, out)
+            else:
+                out.write_text(render_text(text, values, str(path.relative_to(source))), encoding="utf-8")
+            shutil.copymode(path, out)
         os.chmod(staging, 0o755)  # mkdtemp makes it private
         os.rename(staging, target)  # atomic on one filesystem; fails if the target appeared meanwhile
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _plan(source: Path, layers: list[Path], values: dict[str, str]) -> list[tuple[Path, Path]]:
+    """``(template path, rendered path relative to the plugin)`` of every folder and file, layer by layer.
+
+    A file of two layers rendering to one path is refused: neither may silently shadow the other.
+    """
+    plan: list[tuple[Path, Path]] = []
+    files: dict[Path, Path] = {}
+    for layer in layers:
+        for path in sorted(layer.rglob("*")):
+            relative = path.relative_to(layer)
+            if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
+                continue
+            where = path.relative_to(source)
+            rendered = Path(render_text(str(relative), values, str(where)))
+            if rendered.is_absolute() or ".." in rendered.parts:  # validated values hold no separators
+                raise ConfigError(f"{where}: renders to {rendered}, outside the plugin")
+            if not path.is_dir():
+                if rendered in files:
+                    raise ConfigError(f"template files {files[rendered]} and {where} both render to {rendered}: "
+                                      f"keep it in {COMMON}/ or in the kind folders, not both")
+                files[rendered] = where
+            plan.append((path, rendered))
+    return plan
 
 
 def _warn_if_taken(name: str) -> None:
