@@ -142,6 +142,17 @@ def test_a_file_in_common_and_in_a_kind_is_a_template_error(tmp_path: Path) -> N
     assert not out.exists()
 
 
+def test_a_file_name_rendering_outside_the_plugin_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """Validated names cannot do it; the renderer still refuses, should a placeholder ever allow it."""
+    real = new_modality.placeholders
+    monkeypatch.setattr(new_modality, "placeholders",
+                        lambda name, kind: {**real(name, kind), "name": "/../../escaped"})
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="outside the plugin"):
+        render_template("tactile", out)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
 def test_a_template_without_the_kind_folder_is_refused(tmp_path: Path) -> None:
     template = tmp_path / "template"
     shutil.copytree(default_template_dir() / COMMON, template / COMMON)
