@@ -2,8 +2,9 @@
 named ``modality`` because ``bindcore.modality`` is the factory function).
 
 A modality turns raw inputs (paths, arrays, strings…) into embeddings in the shared space in three
-steps: ``preprocess`` (pure: raw → batched float tensor on the CPU, no device moves, no RNG, no
-training state), ``encode`` (tensor → trunk features) and ``project`` (features → unit-norm ``(B, D)``).
+steps: ``preprocess`` (raw items → batched float tensor on the CPU; it reads the items and the files they
+name and nothing else: no network, no globals, no device moves, no RNG, no training state),
+``encode`` (tensor → trunk features) and ``project`` (features → unit-norm ``(B, D)``).
 """
 
 from __future__ import annotations

@@ -61,3 +61,29 @@ def test_clip_helpers():
     mean = mean_of_clips(clips)
     torch.testing.assert_close(mean.norm(dim=-1), torch.ones(2))
     torch.testing.assert_close(mean[0], torch.nn.functional.normalize(clips[0].sum(0), dim=0))
+
+
+def test_patch_encoder_takes_rectangular_patches_for_a_signal():
+    """A (B, C, T) signal is the map (B, C, 1, T) cut into (1, p) patches: one token per p time steps."""
+    encoder = PatchEncoder(in_chans=3, input_size=(1, 40), patch_size=(1, 8), stride=(1, 8), width=16, depth=1,
+                           num_heads=2)
+    assert encoder.grid == (1, 5) and encoder.proj.weight.shape == (16, 3, 1, 8)
+    assert encoder.pos_embed.shape == (1, 6, 16)
+    assert encoder(torch.randn(2, 3, 1, 40)).shape == (2, 16)
+    with pytest.raises(ValueError, match="smaller than patch size"):
+        PatchEncoder(in_chans=3, input_size=(1, 40), patch_size=8, stride=8, width=16, depth=1, num_heads=2)
+
+
+def test_square_patch_side_and_pair_build_the_same_encoder():
+    """An int side means (side, side): same parameters, same draws from the generator, same output."""
+    def build(patch_size, stride):
+        torch.manual_seed(0)
+        return PatchEncoder(in_chans=2, input_size=(24, 32), patch_size=patch_size, stride=stride, width=16,
+                            depth=1, num_heads=2).eval()
+
+    side, pair = build(8, 4), build((8, 8), (4, 4))
+    assert side.grid == pair.grid == (5, 7)
+    for (name, a), (_, b) in zip(side.state_dict().items(), pair.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    x = torch.randn(2, 2, 24, 32)
+    assert torch.equal(side(x), pair(x))

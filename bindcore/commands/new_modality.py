@@ -1,8 +1,11 @@
-"""``bindcore new-modality NAME [--dir DIR]``: start a plugin for a new modality from ``plugin_template/``.
+"""``bindcore new-modality NAME [--kind map|signal] [--dir DIR]``: start a plugin for a new modality from
+``plugin_template/``.
 
-The template is a directory tree whose file names and contents may hold ``{{key}}`` placeholders (keys in
-:func:`placeholders`). It is rendered into a temporary directory next to the target and renamed into place,
-so a failure never leaves a half-written plugin behind.
+The template holds ``common/`` (files every plugin gets) and one folder per kind in :data:`KINDS` (the files
+that differ: config, model, preprocessing, toy renderer, strategies, preprocessing tests). A plugin is the
+union of ``common/`` and its kind's folder; a path in both is a template error. File names and contents may
+hold ``{{key}}`` placeholders (keys in :func:`placeholders`). The plugin is rendered into a temporary
+directory next to the target and renamed into place, so a failure never leaves a half-written plugin behind.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 MAX_NAME_LENGTH = 40
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 SKIPPED = ("__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache")
+#: The files every plugin gets, whatever its kind.
+COMMON = "common"
+#: Template kind → the core base class its model subclasses (shown in the rendered README).
+KINDS: dict[str, str] = {
+    "map": "bindcore.patch_modality.PatchModality",  # a 2-D map per item (tactile pad, radar range-Doppler, …)
+    "signal": "bindcore.signal_modality.SignalModality",  # a (channels, time) signal per item (EEG, EMG, …)
+}
+DEFAULT_KIND = "map"
 
 
 def default_template_dir() -> Path:
@@ -42,8 +53,14 @@ def validate_name(name: str) -> str:
     return name
 
 
-def placeholders(name: str) -> dict[str, str]:
-    """The values substituted for ``{{key}}`` in the template, for modality ``name``."""
+def validate_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown template kind {kind!r}: choose one of {', '.join(KINDS)}")
+    return kind
+
+
+def placeholders(name: str, kind: str = DEFAULT_KIND) -> dict[str, str]:
+    """The values substituted for ``{{key}}`` in the template, for modality ``name`` of template ``kind``."""
     import bindcore
 
     major_minor = ".".join(bindcore.__version__.split(".")[:2])
@@ -53,6 +70,8 @@ def placeholders(name: str) -> dict[str, str]:
         "package": f"bind_{name}",
         "distribution": "bind-" + name.replace("_", "-"),
         "bindcore_version": major_minor,
+        "kind": kind,
+        "base_class": KINDS[validate_kind(kind)],
     }
 
 
@@ -66,29 +85,32 @@ def render_text(text: str, values: dict[str, str], where: str) -> str:
     return PLACEHOLDER.sub(substitute, text)
 
 
-def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
+def render_template(name: str, directory: str | os.PathLike[str] = ".", *, kind: str = DEFAULT_KIND,
                     template: str | os.PathLike[str] | None = None) -> Path:
-    """Render the plugin template for modality ``name`` into ``directory/bind-<name>`` and return that path.
+    """Render the plugin template of ``kind`` for modality ``name`` into ``directory/bind-<name>`` and return
+    that path.
 
-    Raises :class:`bindcore.ConfigError` for a bad name, a missing template or an existing target; on any
-    error nothing is left behind.
+    Raises :class:`bindcore.ConfigError` for a bad name or kind, a missing template or an existing target; on
+    any error nothing is left behind.
     """
     validate_name(name)
+    validate_kind(kind)
     source = Path(template) if template is not None else default_template_dir()
-    if not source.is_dir():
-        raise ConfigError(f"plugin template not found at {source}: pass --template pointing at "
-                          f"plugin_template/template of a bindcore checkout")
-    values = placeholders(name)
+    layers = [source / COMMON, source / kind]
+    for layer in layers:
+        if not layer.is_dir():
+            raise ConfigError(f"plugin template folder {layer} not found: pass --template pointing at "
+                              f"plugin_template/template of a bindcore checkout (it holds {COMMON}/ and "
+                              f"{'/, '.join(KINDS)}/)")
+    values = placeholders(name, kind)
     parent = Path(directory)
     target = parent / values["distribution"]
     if target.exists() or target.is_symlink():
         raise ConfigError(f"{target} already exists: choose another --dir or remove it first")
+    plan = _plan(source, layers, values)  # bad file names are refused before anything is written
     with atomic_directory(target) as staging:  # fails if the target appeared meanwhile
-        for path in sorted(source.rglob("*")):
-            relative = path.relative_to(source)
-            if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
-                continue
-            out = staging / render_text(str(relative), values, str(relative))
+        for path, rendered in plan:
+            out = staging / rendered
             if path.is_dir():
                 out.mkdir(parents=True, exist_ok=True)
                 continue
@@ -98,9 +120,34 @@ def render_template(name: str, directory: str | os.PathLike[str] = ".", *,
             except UnicodeDecodeError:  # binary assets are copied as they are
                 shutil.copyfile(path, out)
             else:
-                out.write_text(render_text(text, values, str(relative)), encoding="utf-8")
+                out.write_text(render_text(text, values, str(path.relative_to(source))), encoding="utf-8")
             shutil.copymode(path, out)
     return target
+
+
+def _plan(source: Path, layers: list[Path], values: dict[str, str]) -> list[tuple[Path, Path]]:
+    """``(template path, rendered path relative to the plugin)`` of every folder and file, layer by layer.
+
+    A file of two layers rendering to one path is refused: neither may silently shadow the other.
+    """
+    plan: list[tuple[Path, Path]] = []
+    files: dict[Path, Path] = {}
+    for layer in layers:
+        for path in sorted(layer.rglob("*")):
+            relative = path.relative_to(layer)
+            if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
+                continue
+            where = path.relative_to(source)
+            rendered = Path(render_text(str(relative), values, str(where)))
+            if rendered.is_absolute() or ".." in rendered.parts:  # validated values hold no separators
+                raise ConfigError(f"{where}: renders to {rendered}, outside the plugin")
+            if not path.is_dir():
+                if rendered in files:
+                    raise ConfigError(f"template files {files[rendered]} and {where} both render to {rendered}: "
+                                      f"keep it in {COMMON}/ or in the kind folders, not both")
+                files[rendered] = where
+            plan.append((path, rendered))
+    return plan
 
 
 def _warn_if_taken(name: str) -> None:
@@ -116,14 +163,18 @@ def _warn_if_taken(name: str) -> None:
 def register(cli: click.Group) -> None:
     @cli.command("new-modality")
     @click.argument("name")
+    @click.option("--kind", type=click.Choice(list(KINDS)), default=DEFAULT_KIND, show_default=True,
+                  help="map: one 2-D map per item (PatchModality); signal: one (channels, time) signal per item "
+                       "(SignalModality).")
     @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                   show_default=True, help="Where to create bind-NAME/.")
     @click.option("--template", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Template directory (default: the template shipped with bindcore, plugin_template/template).")
-    def new_modality_command(name: str, directory: Path, template: Path | None) -> None:
+                  help="Template directory holding common/ and one folder per kind (default: the template "
+                       "shipped with bindcore, plugin_template/template).")
+    def new_modality_command(name: str, kind: str, directory: Path, template: Path | None) -> None:
         """Create bind-NAME/, an installable plugin for modality NAME whose tests pass from the start."""
         try:
-            target = render_template(name, directory, template=template)
+            target = render_template(name, directory, kind=kind, template=template)
         except (ConfigError, OSError) as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"Created {target}")

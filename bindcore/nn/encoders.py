@@ -14,24 +14,37 @@ from bindcore.nn.transformer import TRUNK_LN_EPS, Transformer
 STEM_LN_EPS = 1e-5  # ImageBind's stem norms use PyTorch's default eps, unlike its trunk norms
 
 
-def patch_grid(size: tuple[int, int], kernel: int, stride: int) -> tuple[int, int]:
-    """Number of patches along each axis of a conv stem without padding."""
-    return tuple((s - kernel) // stride + 1 for s in size)  # type: ignore[return-value]
+def as_pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """``k`` → ``(k, k)``; a ``(height, width)`` pair stays as it is."""
+    if isinstance(value, int):
+        return (value, value)
+    height, width = value
+    return (int(height), int(width))
+
+
+def patch_grid(size: tuple[int, int], kernel: int | tuple[int, int],
+               stride: int | tuple[int, int]) -> tuple[int, int]:
+    """Number of patches along each axis of a conv stem without padding (``kernel``/``stride``: a side or a
+    ``(height, width)`` pair)."""
+    (kernel_h, kernel_w), (stride_h, stride_w) = as_pair(kernel), as_pair(stride)
+    return ((size[0] - kernel_h) // stride_h + 1, (size[1] - kernel_w) // stride_w + 1)
 
 
 class PatchEncoder(nn.Module):
     """Conv patch stem (+ LayerNorm) → CLS + learned positions → transformer; returns the CLS feature.
 
-    ImageBind's audio, depth and thermal trunks are exactly this with ``add_bias_kv=True``.
+    ImageBind's audio, depth and thermal trunks are exactly this with ``add_bias_kv=True``. ``patch_size``
+    and ``stride`` are a side or a ``(height, width)`` pair: a 1-D signal ``(B, C, T)`` is the map
+    ``(B, C, 1, T)`` with ``(1, p)`` patches (see :class:`bindcore.signal_modality.SignalModality`).
     """
 
-    def __init__(self, *, in_chans: int, input_size: tuple[int, int], patch_size: int, stride: int,
-                 width: int, depth: int, num_heads: int, drop_path: float = 0.0,
+    def __init__(self, *, in_chans: int, input_size: tuple[int, int], patch_size: int | tuple[int, int],
+                 stride: int | tuple[int, int], width: int, depth: int, num_heads: int, drop_path: float = 0.0,
                  add_bias_kv: bool = True, stem_norm: bool = True):
         super().__init__()
-        if min(input_size) < patch_size:
-            raise ValueError(f"input size {input_size} is smaller than patch size {patch_size}")
         self.input_size = tuple(input_size)
+        if any(side < patch for side, patch in zip(self.input_size, as_pair(patch_size), strict=True)):
+            raise ValueError(f"input size {self.input_size} is smaller than patch size {patch_size}")
         self.proj = nn.Conv2d(in_chans, width, kernel_size=patch_size, stride=stride, bias=False)
         self.stem_norm = nn.LayerNorm(width, eps=STEM_LN_EPS) if stem_norm else nn.Identity()
         self.grid = patch_grid(self.input_size, patch_size, stride)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import bindcore
 
-from {{package}}.config import {{Name}}Config
+from {{package}}.config import TINY, {{Name}}Config
 from {{package}}.model import {{Name}}Modality
-from {{package}}.preprocess import load_{{name}}_map
+from {{package}}.preprocess import load_{{name}}
 from {{package}}.toy import render_{{name}}
 
 __version__ = "0.1.0"
@@ -20,4 +20,4 @@ def register_modalities(register: Callable[[type], None]) -> None:
     register({{Name}}Modality)
 
 
-__all__ = ["{{Name}}Config", "{{Name}}Modality", "load_{{name}}_map", "render_{{name}}"]
+__all__ = ["TINY", "{{Name}}Config", "{{Name}}Modality", "load_{{name}}", "render_{{name}}"]

@@ -12,7 +12,7 @@ def test_deterministic_and_accepted_by_preprocess(tiny_model):
     scenes = generate_scenes(10, seed=0)
     first = [tiny_model.render_toy(s) for s in scenes]
     assert all(np.array_equal(a, tiny_model.render_toy(s)) for a, s in zip(first, scenes, strict=True))
-    assert tiny_model.preprocess(first).shape == (10, 1, 16, 16)
+    assert tiny_model.preprocess(first).shape == (10, *tiny_model.input_shape)
 
 
 def test_nuisance_changes_the_rendering(tiny_model):
