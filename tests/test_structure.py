@@ -134,6 +134,7 @@ def test_no_core_module_is_over_the_size_limit(path: Path) -> None:
 
 PLUGIN_AUTHOR_NAMES = [
     "Modality", "ModalityConfig", "InputError", "ConfigError", "hookimpl", "PatchModality", "PatchModalityConfig",
+    "SignalModality", "SignalModalityConfig",
     "PatchEncoder", "ProjectionHead", "Transformer", "fold_clips", "mean_of_clips", "Scene", "CONCEPTS",
     "concept_code", "AnchorConfig", "AnchorTowerModality", "load_modality", "tiny_anchor_config",
 ]
