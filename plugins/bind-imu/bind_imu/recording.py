@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bind_imu.config import CHANNELS, NUM_CHANNELS
+from bind_imu.config import CHANNELS, MAX_GRID_STEPS_PER_ROW, MAX_RESAMPLED_STEPS, NUM_CHANNELS
 from bindcore import InputError
 
 Layout = Literal["channels_first", "channels_last"]
@@ -183,6 +183,16 @@ def _uniform_grid(samples: np.ndarray, seconds: np.ndarray, name: str) -> tuple[
     interval = float(np.median(steps))
     if np.abs(steps - interval).max() <= IRREGULAR_TOLERANCE * interval:
         return samples, 1.0 / interval
-    grid = seconds[0] + interval * np.arange(int(np.floor((seconds[-1] - seconds[0]) / interval + 1e-9)) + 1)
+    # The grid's length is checked before it exists: one stray timestamp (t = 1e12) would ask for terabytes.
+    length = np.floor((seconds[-1] - seconds[0]) / interval + 1e-9) + 1  # a float: may be huge or inf
+    limit = min(MAX_GRID_STEPS_PER_ROW * len(seconds), MAX_RESAMPLED_STEPS)
+    if not length <= limit:
+        gap = int(np.argmax(steps)) + 3  # the later row of the widest pair, as a file line
+        raise InputError(name, f"timestamps span {seconds[-1] - seconds[0]:.6g} s, so a uniform grid at the median "
+                               f"interval ({interval:.6g} s) would hold {length:,.0f} steps for {len(seconds)} rows "
+                               f"(at most {limit:,}): the recording is mostly a gap "
+                               f"({float(steps.max()):.6g} s before line {gap})",
+                         fix="check the timestamps' unit and that line; split the recording at the gap")
+    grid = seconds[0] + interval * np.arange(int(length))
     uniform = np.stack([np.interp(grid, seconds, samples[:, c]) for c in range(samples.shape[1])], axis=1)
     return uniform, 1.0 / interval
