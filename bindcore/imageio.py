@@ -98,7 +98,7 @@ def decoded_image(item: Any, max_pixels: int) -> Iterator[Image.Image]:
         except Image.DecompressionBombError as error:
             raise InputError(item, f"Pillow refuses it as a decompression bomb ({error})",
                              fix="downscale the image (Pillow's limit is PIL.Image.MAX_IMAGE_PIXELS)") from None
-        except Exception as error:  # noqa: BLE001 - any decoder failure on untrusted bytes is bad input
+        except Exception as error:  # any decoder failure on untrusted bytes is bad input
             raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
                              fix="the file is corrupt or not an image; re-export it") from None
         try:
@@ -107,7 +107,7 @@ def decoded_image(item: Any, max_pixels: int) -> Iterator[Image.Image]:
         except InputError:
             image.close()
             raise
-        except Exception as error:  # noqa: BLE001 - as above
+        except Exception as error:  # as above
             image.close()
             raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
                              fix="the file is truncated or corrupt; re-download or re-export it") from None
@@ -132,7 +132,7 @@ def read_npy(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                 raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
             shape, _, dtype = header_readers[version](file)
             data_bytes = os.fstat(file.fileno()).st_size - file.tell()
-    except Exception as error:  # noqa: BLE001 - numpy's header parser raises ValueError, SyntaxError,
+    except Exception as error:  # numpy's header parser raises ValueError, SyntaxError,
         # tokenize.TokenError, EOFError, ... on malformed headers: all of them mean a corrupt file
         raise InputError(item, f"cannot read as .npy: {type(error).__name__}: {error}",
                          fix="save arrays with numpy.save") from None
@@ -148,7 +148,7 @@ def read_npy(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
                          fix="the file is truncated; re-save it with numpy.save")
     try:
         return np.load(path, allow_pickle=False)
-    except Exception as error:  # noqa: BLE001 - as above, for the data
+    except Exception as error:  # as above, for the data
         raise InputError(item, f"cannot read as .npy: {type(error).__name__}: {error}",
                          fix="save arrays with numpy.save") from None
 
@@ -169,7 +169,7 @@ def read_gray_image(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
                 mode = image.mode
             array = np.array(image)
-        except Exception as error:  # noqa: BLE001 - Pillow's converters on corrupt palettes and the like
+        except Exception as error:  # Pillow's converters on corrupt palettes and the like
             raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
                              fix="the file is corrupt or not an image; re-export it") from None
     if mode.startswith("I;16"):

@@ -4,7 +4,9 @@ a finite tensor and a finite embedding, or raises a bindcore error. Derandomized
 from __future__ import annotations
 
 import io
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +39,35 @@ VALID = _valid_files()
 
 @st.composite
 def mutated_file(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A valid file with a few bytes overwritten and maybe its tail cut off."""
+    """A valid file with a few bytes overwritten (half of them in the header: sizes, shapes) and maybe its tail
+    cut off."""
     suffix = draw(st.sampled_from(sorted(VALID)))
     data = bytearray(VALID[suffix])
-    for position, value in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)),
-                                         min_size=1, max_size=12)):
+    positions = st.one_of(st.integers(0, 63), st.integers(0, len(data) - 1))
+    for position, value in draw(st.lists(st.tuples(positions, st.integers(0, 255)), min_size=1, max_size=12)):
         data[position] = value
     return suffix, bytes(data[: draw(st.integers(1, len(data)))])
 
 
+
+@st.composite
+def header_edited_file(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A valid PNG declaring any width and height (IHDR rewritten, CRC fixed), or a valid .npy with
+    one character of its header replaced by one that matters to its parser."""
+    if draw(st.booleans()):
+        data = bytearray(VALID[".png"])
+        data[16:24] = struct.pack(">II", draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1)))
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+        return ".png", bytes(data)
+    data = bytearray(VALID[".npy"])
+    header_end = data.index(b"\n")
+    data[draw(st.integers(8, header_end))] = draw(st.sampled_from(b"(){}[],:'\" 0123456789-e"))
+    return ".npy", bytes(data)
+
+
 arrays = hnp.arrays(dtype=st.sampled_from(DTYPES), shape=st.one_of(
-    hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12), st.tuples(st.integers(1, 40), st.integers(1, 40))))
+    hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
+    st.tuples(st.integers(1, 40), st.integers(1, 40))))
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +111,9 @@ def test_arrays_of_any_dtype_shape_and_values(depth: DepthModality, array: np.nd
                                               unit: float | None) -> None:
     data = torch.from_numpy(array.copy()) if as_tensor and array.dtype != np.uint16 else array
     assert_finite_or_typed(depth, DepthInput(data, metres_per_unit=unit) if unit else data)
+
+
+@FUZZ
+@given(file=header_edited_file())
+def test_valid_files_with_edited_headers(depth: DepthModality, file: tuple[str, bytes]) -> None:
+    _check_file(depth, *file)

@@ -71,7 +71,7 @@ def _loaded(item: Any, image: Image.Image, max_pixels: int) -> Image.Image:
     check_pixel_count(item, *image.size, max_pixels)
     try:
         image.load()
-    except Exception as error:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data
+    except Exception as error:  # Pillow's decoders raise many types on corrupt data
         raise InputError(item, f"truncated or corrupt image data ({type(error).__name__}: {error})",
                          fix="re-download or re-export the image") from None
     return image
@@ -92,7 +92,7 @@ def _convert_rgb(item: Any, image: Image.Image) -> Image.Image:
         warnings.simplefilter("ignore", UserWarning)
         try:
             return image.convert("RGB")
-        except Exception as error:  # noqa: BLE001 - e.g. a corrupt palette; any failure here is bad input
+        except Exception as error:  # e.g. a corrupt palette; any failure here is bad input
             raise InputError(item, f"cannot convert a {mode!r} image to RGB ({error})",
                              fix="convert it to RGB first") from None
 
