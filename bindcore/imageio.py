@@ -93,7 +93,7 @@ def decoded_image(item: Any, max_pixels: int) -> Iterator[Image.Image]:
         try:
             image = Image.open(path)
         except UnidentifiedImageError:
-            raise InputError(item, "cannot decode image file: not a format Pillow can read",
+            raise InputError(item, "cannot decode image file: not an image file that Pillow can read",
                              fix="pass a PNG/TIFF/JPEG/BMP/... image") from None
         except Image.DecompressionBombError as error:
             raise InputError(item, f"Pillow refuses it as a decompression bomb ({error})",

@@ -169,7 +169,8 @@ def preprocess_one(item: object, config: ImuConfig) -> np.ndarray:
     windows = normalize(split_windows(samples, config.window_steps, config.num_windows, config.pad_mode), config)
     peak = float(np.abs(windows).max())
     if not peak <= config.max_abs_value:  # also NaN; beyond ~1e18 the float32 encoder gives NaN embeddings
-        raise InputError(item, f"preprocessed values reach {peak:.3g}, above max_abs_value={config.max_abs_value:g}",
+        raise InputError(item, f"preprocessed values reach {peak:.3g}, above max_abs_value={config.max_abs_value:g} "
+                               "(beyond any IMU's range; the float32 encoder would overflow near 1e18)",
                          fix="check the units of the samples (m/s^2 and rad/s), normalise them "
                              "(normalization='per_window'), or raise max_abs_value")
     return windows.astype(np.float32)
