@@ -117,11 +117,11 @@ def decoded_image(item: Any, max_pixels: int) -> Iterator[Image.Image]:
         image.close()
 
 
-def read_npy(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_npy(item: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Load a ``.npy`` file (no pickles) or raise ``InputError``.
 
-    The header is parsed first: a malformed one, more than ``max_pixels`` values, or a shape whose data the
-    file does not hold are refused before any array is allocated.
+    The header is parsed first: a malformed one, more than ``max_pixels`` values (``None``: no limit but the
+    file's size), or a shape whose data the file does not hold are refused before any array is allocated.
     """
     path = check_file(item)
     header_readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -137,7 +137,7 @@ def read_npy(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise InputError(item, f"cannot read as .npy: {type(error).__name__}: {error}",
                          fix="save arrays with numpy.save") from None
     count = math.prod(shape)
-    if count > max_pixels:
+    if max_pixels is not None and count > max_pixels:
         raise InputError(item, f"array of shape {shape} = {count:,} values exceeds max_pixels={max_pixels:,}",
                          fix="downscale the map, or raise the modality's max_pixels option if it is genuine")
     if dtype.hasobject:

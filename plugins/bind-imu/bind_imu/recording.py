@@ -19,6 +19,7 @@ import numpy as np
 
 from bind_imu.config import CHANNELS, MAX_GRID_STEPS_PER_ROW, MAX_RESAMPLED_STEPS, NUM_CHANNELS
 from bindcore import InputError
+from bindcore.imageio import read_npy as load_checked_npy
 
 Layout = Literal["channels_first", "channels_last"]
 LAYOUTS: tuple[str, ...] = ("channels_first", "channels_last")
@@ -83,12 +84,8 @@ def read_npy(path: str | os.PathLike[str], sample_rate: float) -> ImuRecording:
     """A ``.npy`` file holds one channels-first ``(6, T)`` real array; its rate is not stored, so it is given."""
     name = os.fspath(path)
     _check_file(name)
-    try:
-        samples = np.load(name, allow_pickle=False)
-    except Exception as exc:  # numpy raises ValueError/EOFError/OSError for corrupt or pickled files
-        raise InputError(name, f"cannot read as .npy ({type(exc).__name__}: {exc})",
-                         fix="save the recording with numpy.save as a (6, T) float array") from None
-    return ImuRecording(samples, sample_rate, "channels_first", source=name)
+    # Header checked first: a shape whose data the file does not hold is refused before anything is allocated.
+    return ImuRecording(load_checked_npy(name, max_pixels=None), sample_rate, "channels_first", source=name)
 
 
 def _check_file(name: str) -> None:

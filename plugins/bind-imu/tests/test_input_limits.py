@@ -87,3 +87,13 @@ def test_max_abs_value_is_configurable(tiny_options: dict) -> None:
     values = np.full((6, 100), 50.0)
     with pytest.raises(InputError, match="max_abs_value=10"):
         preprocess_items([_recording(values)], ImuConfig(**tiny_options, max_abs_value=10))
+
+
+def test_npy_declaring_more_data_than_the_file_holds_is_refused_before_allocating(tmp_path: Path,
+                                                                                  tiny_config: ImuConfig) -> None:
+    path = tmp_path / "walk.npy"
+    np.save(path, np.zeros((6, 10), np.float32))
+    header = path.read_bytes()  # the same header length: 9 more characters in the shape, 9 fewer spaces
+    path.write_bytes(header.replace(b"(6, 10), }", b"(6, 10000000000), }").replace(b" " * 9 + b"\n", b"\n", 1))
+    with pytest.raises(InputError, match=r"walk\.npy.*the file holds 240 bytes"):
+        preprocess_items([path], tiny_config)
