@@ -7,11 +7,15 @@ Nothing here guesses what values mean (units, ranges); that is each plugin's job
 
 from __future__ import annotations
 
+import errno
 import math
 import os
-from collections.abc import Sequence
+import stat
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,10 +24,17 @@ from torch import Tensor
 
 from bindcore.errors import InputError
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 #: File suffixes read through Pillow (``.npy`` is read by :func:`read_npy`).
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".pgm", ".pnm"})
 #: Smallest accepted side: a 1-pixel-wide map carries no spatial structure and is almost surely a mistake.
 MIN_SIDE = 2
+#: Default largest map decoded from a file, in pixels (values for ``.npy``): 16 MP is 4096 x 4096, over three
+#: times the largest depth/thermal sensor frames (about 5 MP), and keeps one item's float64 working set
+#: (metres, masks, in-fill indices) near 1 GB. Far below Pillow's 178,956,970-pixel bomb limit.
+DEFAULT_MAX_PIXELS = 16_000_000
 
 
 def as_item_list(inputs: Any, *, where: str) -> list[Any]:
@@ -40,41 +51,127 @@ def is_path(item: Any) -> bool:
     return isinstance(item, (str, os.PathLike))
 
 
-def read_npy(item: Any) -> np.ndarray:
-    """Load a ``.npy`` file (no pickles) or raise ``InputError``."""
+def check_file(item: Any) -> Path:
+    """The path of ``item`` if it names a regular file, else ``InputError`` (also for paths the OS refuses,
+    e.g. a name over 255 bytes: ``ENAMETOOLONG``)."""
     path = Path(os.fspath(item))
-    if not path.is_file():
-        raise InputError(item, "file not found", fix="check the path")
+    try:
+        info = path.stat()
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputError(item, "file not found", fix="check the path") from None
+        raise InputError(item, f"cannot access the file: {error.strerror or error}",
+                         fix="check the path (its length, every folder's permissions)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(item, "not a file", fix="pass the path of a file")
+    return path
+
+
+def check_pixel_count(item: Any, width: int, height: int, max_pixels: int) -> None:
+    """``InputError`` when a ``width`` x ``height`` image exceeds ``max_pixels``: checked from the header, before
+    the pixels are decoded, so a small file declaring a huge image costs nothing."""
+    if width * height > max_pixels:
+        raise InputError(item, f"image of {width}x{height} = {width * height:,} pixels exceeds "
+                               f"max_pixels={max_pixels:,}",
+                         fix="downscale the image, or raise the modality's max_pixels option if it is genuine")
+
+
+@contextmanager
+def decoded_image(item: Any, max_pixels: int) -> Iterator[Image.Image]:
+    """Open and decode the image file ``item`` with Pillow, its size checked against ``max_pixels`` first.
+
+    Every failure is an ``InputError`` naming ``item``: a missing or unreachable file, a size over the limit
+    or over Pillow's own decompression-bomb limit, and any exception a decoder raises on corrupt data
+    (Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, IndexError, EOFError, ...).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = check_file(item)
+    with warnings.catch_warnings():
+        # max_pixels is the limit that applies; Pillow's warning at half its bomb limit would only repeat it.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except UnidentifiedImageError:
+            raise InputError(item, "cannot decode image file: not an image file that Pillow can read",
+                             fix="pass a PNG/TIFF/JPEG/BMP/... image") from None
+        except Image.DecompressionBombError as error:
+            raise InputError(item, f"Pillow refuses it as a decompression bomb ({error})",
+                             fix="downscale the image (Pillow's limit is PIL.Image.MAX_IMAGE_PIXELS)") from None
+        except Exception as error:  # any decoder failure on untrusted bytes is bad input
+            raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
+                             fix="the file is corrupt or not an image; re-export it") from None
+        try:
+            check_pixel_count(item, *image.size, max_pixels)
+            image.load()
+        except InputError:
+            image.close()
+            raise
+        except Exception as error:  # as above
+            image.close()
+            raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
+                             fix="the file is truncated or corrupt; re-download or re-export it") from None
+    try:
+        yield image
+    finally:
+        image.close()
+
+
+def read_npy(item: Any, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Load a ``.npy`` file (no pickles) or raise ``InputError``.
+
+    The header is parsed first: a malformed one, more than ``max_pixels`` values (``None``: no limit but the
+    file's size), or a shape whose data the file does not hold are refused before any array is allocated.
+    """
+    path = check_file(item)
+    header_readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version not in header_readers:
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+            shape, _, dtype = header_readers[version](file)
+            data_bytes = os.fstat(file.fileno()).st_size - file.tell()
+    except Exception as error:  # numpy's header parser raises ValueError, SyntaxError,
+        # tokenize.TokenError, EOFError, ... on malformed headers: all of them mean a corrupt file
+        raise InputError(item, f"cannot read as .npy: {type(error).__name__}: {error}",
+                         fix="save arrays with numpy.save") from None
+    count = math.prod(shape)
+    if max_pixels is not None and count > max_pixels:
+        raise InputError(item, f"array of shape {shape} = {count:,} values exceeds max_pixels={max_pixels:,}",
+                         fix="downscale the map, or raise the modality's max_pixels option if it is genuine")
+    if dtype.hasobject:
+        raise InputError(item, f"array of Python objects ({dtype})", fix="save a numeric array")
+    if count * dtype.itemsize > data_bytes:
+        raise InputError(item, f"header declares shape {shape} of {dtype} ({count * dtype.itemsize:,} bytes) but "
+                               f"the file holds {data_bytes:,} bytes of data",
+                         fix="the file is truncated; re-save it with numpy.save")
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(item, f"cannot read as .npy: {error}", fix="save arrays with numpy.save") from None
+    except Exception as error:  # as above, for the data
+        raise InputError(item, f"cannot read as .npy: {type(error).__name__}: {error}",
+                         fix="save arrays with numpy.save") from None
 
 
-def read_gray_image(item: Any) -> np.ndarray:
+def read_gray_image(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file into a 2-D array, keeping its bit depth.
 
     Returns ``uint8`` (8-bit gray), ``uint16`` (16-bit gray, also Pillow's 32-bit ``I`` mode when every value
     fits) or ``float32`` (``F`` mode). Colour files whose channels are all equal (e.g. LLVIP's infrared JPEGs,
     gray images saved as RGB) become one channel; an alpha channel is dropped. Anything else raises
-    ``InputError``: a false-colour map cannot be turned back into intensities.
+    ``InputError``: a false-colour map cannot be turned back into intensities. Images over ``max_pixels``
+    are refused from their header, before decoding.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(os.fspath(item))
-    if not path.is_file():
-        raise InputError(item, "file not found", fix="check the path")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
+    with decoded_image(item, max_pixels) as image:
+        mode = image.mode
+        try:
             if mode == "P":
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
                 mode = image.mode
             array = np.array(image)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InputError(item, f"cannot decode image file: {error}",
-                         fix="the file is corrupt or not an image; re-export it") from None
+        except Exception as error:  # Pillow's converters on corrupt palettes and the like
+            raise InputError(item, f"cannot decode image file: {type(error).__name__}: {error}",
+                             fix="the file is corrupt or not an image; re-export it") from None
     if mode.startswith("I;16"):
         return array.astype(np.uint16, copy=False)
     if mode == "I":

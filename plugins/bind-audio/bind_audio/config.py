@@ -21,6 +21,10 @@ class AudioConfig(ModalityConfig):
     clips_per_item: int = Field(3, ge=1, le=64, description="clips spread evenly over each input")
     channel: Literal["first", "mean"] = Field(
         "first", description="'first': channel 0 only, as the reference's Kaldi fbank; 'mean': down-mix")
+    max_sample_rate: int = Field(
+        384_000, ge=1000, description="highest input rate accepted (Hz), checked from the file header before "
+                                      "resampling: 384 kHz is the highest rate audio formats use (DXD); odd higher "
+                                      "rates would cost the resampler gigabytes of filter tables")
     resample_lowpass_width: int = Field(6, ge=1, le=64, description="sinc zero crossings (torchaudio default)")
     resample_rolloff: float = Field(0.99, gt=0, le=1.0, description="anti-alias cut-off as a fraction of Nyquist")
 
@@ -101,6 +105,8 @@ class AudioConfig(ModalityConfig):
         if self.window_samples < 2 or self.shift_samples < 1:
             raise ValueError(f"frame_length_ms/frame_shift_ms give a {self.window_samples}-sample window and "
                              f"{self.shift_samples}-sample shift at {self.sample_rate} Hz; make them longer")
+        if self.max_sample_rate < self.sample_rate:
+            raise ValueError(f"max_sample_rate {self.max_sample_rate} is below sample_rate {self.sample_rate}")
         if self.clip_samples < self.window_samples:
             raise ValueError(f"clip_duration {self.clip_duration}s is shorter than one analysis window "
                              f"({self.frame_length_ms} ms)")

@@ -71,6 +71,9 @@ def load_runs(source: AudioSource, config: AudioConfig) -> tuple[list[Tensor], l
     not reproduced (see the README).
     """
     rate, target = source.sample_rate, config.sample_rate
+    if rate > config.max_sample_rate:  # before the resampler sizes its tables by the rate
+        raise InputError(source.item, f"sample rate {rate} Hz exceeds max_sample_rate={config.max_sample_rate}",
+                         fix="resample the file first, or raise max_sample_rate if the rate is genuine")
     window, shift = config.window_samples, config.shift_samples
     length = resampled_length(source.num_frames, rate, target)
     if length < window:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from bindcore.imageio import DEFAULT_MAX_PIXELS
 from bindcore.patch_modality import PatchModalityConfig
 
 #: Kinect v1 colour-camera focal length in pixels (NYU Depth v2 / SUN RGB-D ``kv1``), the commonest sensor
@@ -39,6 +40,10 @@ class DepthConfig(PatchModalityConfig):
 
     # input decoding
     png_metres_per_unit: float = Field(0.001, gt=0, description="metres per integer unit in depth PNGs (mm)")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="largest depth file decoded (pixels, from its header): 16 MP is over "
+                                             "three times the largest depth sensors' frames and bounds one item's "
+                                             "working set near 1 GB; larger files are refused before decoding")
     nonfinite_as_invalid: bool = Field(
         False, description="treat NaN/Inf depth as invalid (0) pixels instead of rejecting the item")
 

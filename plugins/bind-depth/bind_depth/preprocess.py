@@ -22,6 +22,7 @@ from bind_depth.config import (
 )
 from bindcore.errors import InputError
 from bindcore.imageio import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     as_item_list,
     is_path,
@@ -65,13 +66,13 @@ class DepthInput:
         return f"DepthInput({describe_item(self.data)}{extras})"
 
 
-def decode_sunrgbd_depth(path: str | os.PathLike[str]) -> np.ndarray:
+def decode_sunrgbd_depth(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a SUN RGB-D depth PNG as float32 metres (0 = invalid).
 
     SUN RGB-D stores millimetres rotated left by 3 bits within 16 bits; its toolbox undoes that with
     ``bitor(bitshift(d, -3), bitshift(d, 13))`` before dividing by 1000. Pass the result as a metres array.
     """
-    stored = read_gray_image(path)
+    stored = read_gray_image(path, max_pixels)
     if stored.dtype != np.uint16:
         raise InputError(path, f"SUN RGB-D depth PNGs are 16-bit, this one is {stored.dtype}")
     millimetres = (stored >> 3) | (stored << 13)  # uint16 arithmetic: the rotation wraps within 16 bits
@@ -99,9 +100,9 @@ def load_metres(item: Any, config: DepthConfig) -> tuple[np.ndarray, float, floa
     if is_path(source):
         suffix = Path(os.fspath(source)).suffix.lower()
         if suffix == ".npy":
-            array, what = read_npy(source), ".npy array"
+            array, what = read_npy(source, config.max_pixels), ".npy array"
         elif suffix in IMAGE_SUFFIXES:
-            array = read_gray_image(source)
+            array = read_gray_image(source, config.max_pixels)
             if np.issubdtype(array.dtype, np.integer):
                 if array.dtype != np.uint16 and metres_per_unit is None:
                     raise InputError(item, f"{array.dtype} image cannot hold millimetre depth",

@@ -12,6 +12,13 @@ from bindcore import ModalityConfig
 CHANNELS: tuple[str, ...] = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 NUM_CHANNELS = len(CHANNELS)
 
+#: Longest recording, in steps after resampling, that ``preprocess`` resamples in memory: 2**25 steps is 23 h at
+#: 400 Hz and ~1.6 GB of float64 for six channels. Beyond it the usual cause is a sample rate in the wrong units.
+MAX_RESAMPLED_STEPS = 1 << 25
+#: A CSV's irregular timestamps are interpolated onto a uniform grid of at most this many steps per row read:
+#: a longer grid is mostly made-up samples across a gap (and a 1 KB file could otherwise ask for gigabytes).
+MAX_GRID_STEPS_PER_ROW = 16
+
 PadMode = Literal["edge", "zeros", "repeat"]
 Normalization = Literal["none", "per_window", "fixed"]
 
@@ -45,6 +52,11 @@ class ImuConfig(ModalityConfig):
     channel_mean: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     channel_std: tuple[float, float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
     norm_eps: float = Field(1e-6, gt=0.0, description="floor of the std in per_window normalisation")
+    max_abs_value: float = Field(
+        1e6, gt=0.0, description="largest |value| passed to the encoder (after normalisation); larger ones are "
+                                 "refused. 1e6 m/s^2 is 100,000 g, beyond any accelerometer (raw 16-bit counts and "
+                                 "milli-g still fit), and keeps the float32 stem's LayerNorm far from overflowing "
+                                 "(around 1e18)")
 
     # -- toy world -------------------------------------------------------------------------------------
     toy_seconds: float | None = Field(None, gt=0.0, description="duration of toy renders (None: window_seconds)")

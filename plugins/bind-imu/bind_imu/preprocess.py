@@ -16,19 +16,21 @@ import scipy.signal
 import torch
 from torch import Tensor
 
-from bind_imu.config import CHANNELS, NUM_CHANNELS, ImuConfig
+from bind_imu.config import CHANNELS, MAX_RESAMPLED_STEPS, NUM_CHANNELS, ImuConfig
 from bind_imu.recording import LAYOUTS, ImuRecording
 from bindcore import InputError
 
 _RATE_TOLERANCE = 1e-9
-#: Longest recording, in steps after resampling, that ``preprocess`` resamples in memory: 2**25 steps is 23 h at
-#: 400 Hz and ~1.6 GB of float64 for six channels. Beyond it the usual cause is a sample rate in the wrong units.
-MAX_RESAMPLED_STEPS = 1 << 25
 
 
 def _as_array(samples: Any, item: object) -> np.ndarray:
     if isinstance(samples, torch.Tensor):
-        samples = samples.detach().cpu().numpy()
+        if samples.is_complex():
+            raise InputError(item, f"complex samples ({samples.dtype})", fix="IMU samples must be real numbers")
+        samples = samples.detach().cpu()
+        if samples.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16; both fit float32 exactly
+            samples = samples.float()
+        samples = samples.numpy()
     try:
         array = np.asarray(samples)
     except (ValueError, TypeError) as exc:
@@ -154,21 +156,24 @@ def load_item(item: object, config: ImuConfig) -> tuple[np.ndarray, float]:
 def preprocess_one(item: object, config: ImuConfig) -> np.ndarray:
     """One raw input → float32 ``(num_windows, 6, window_steps)``."""
     samples, rate = load_item(item, config)
-    steps = resampled_length(samples.shape[-1], rate, config.target_sample_rate)
-    if steps > MAX_RESAMPLED_STEPS:
+    # In floats first: for a rate like 1e-310 Hz the length is not even a finite number (round() would raise).
+    steps = samples.shape[-1] * (config.target_sample_rate / rate)
+    if not steps <= MAX_RESAMPLED_STEPS:
         hours = steps / config.target_sample_rate / 3600
-        raise InputError(item, f"{samples.shape[-1]} samples at sample_rate={rate:g} Hz resample to {steps:,} steps "
-                               f"({hours:.1f} h at {config.target_sample_rate:g} Hz), more than the "
+        raise InputError(item, f"{samples.shape[-1]} samples at sample_rate={rate:g} Hz resample to {steps:,.0f} "
+                               f"steps ({hours:.1f} h at {config.target_sample_rate:g} Hz), more than the "
                                f"{MAX_RESAMPLED_STEPS:,} that preprocessing holds in memory",
                          fix="check that sample_rate is in Hz (not kHz, and not a period), or cut the recording "
                              "to the part you want to embed")
     samples = resample(samples, rate, config.target_sample_rate)
     windows = normalize(split_windows(samples, config.window_steps, config.num_windows, config.pad_mode), config)
-    with np.errstate(over="ignore"):  # overflow is reported below as an InputError
-        windows = windows.astype(np.float32)
-    if not np.isfinite(windows).all():  # e.g. values near the float32 limit; never let them reach the model
-        raise InputError(item, "values overflow float32 after preprocessing", fix="check the units of the samples")
-    return windows
+    peak = float(np.abs(windows).max())
+    if not peak <= config.max_abs_value:  # also NaN; beyond ~1e18 the float32 encoder gives NaN embeddings
+        raise InputError(item, f"preprocessed values reach {peak:.3g}, above max_abs_value={config.max_abs_value:g} "
+                               "(beyond any IMU's range; the float32 encoder would overflow near 1e18)",
+                         fix="check the units of the samples (m/s^2 and rad/s), normalise them "
+                             "(normalization='per_window'), or raise max_abs_value")
+    return windows.astype(np.float32)
 
 
 def preprocess_items(inputs: Sequence[object], config: ImuConfig) -> Tensor:

@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bind_imu.config import CHANNELS, NUM_CHANNELS
+from bind_imu.config import CHANNELS, MAX_GRID_STEPS_PER_ROW, MAX_RESAMPLED_STEPS, NUM_CHANNELS
 from bindcore import InputError
+from bindcore.imageio import read_npy as load_checked_npy
 
 Layout = Literal["channels_first", "channels_last"]
 LAYOUTS: tuple[str, ...] = ("channels_first", "channels_last")
@@ -83,12 +84,8 @@ def read_npy(path: str | os.PathLike[str], sample_rate: float) -> ImuRecording:
     """A ``.npy`` file holds one channels-first ``(6, T)`` real array; its rate is not stored, so it is given."""
     name = os.fspath(path)
     _check_file(name)
-    try:
-        samples = np.load(name, allow_pickle=False)
-    except Exception as exc:  # numpy raises ValueError/EOFError/OSError for corrupt or pickled files
-        raise InputError(name, f"cannot read as .npy ({type(exc).__name__}: {exc})",
-                         fix="save the recording with numpy.save as a (6, T) float array") from None
-    return ImuRecording(samples, sample_rate, "channels_first", source=name)
+    # Header checked first: a shape whose data the file does not hold is refused before anything is allocated.
+    return ImuRecording(load_checked_npy(name, max_pixels=None), sample_rate, "channels_first", source=name)
 
 
 def _check_file(name: str) -> None:
@@ -183,6 +180,16 @@ def _uniform_grid(samples: np.ndarray, seconds: np.ndarray, name: str) -> tuple[
     interval = float(np.median(steps))
     if np.abs(steps - interval).max() <= IRREGULAR_TOLERANCE * interval:
         return samples, 1.0 / interval
-    grid = seconds[0] + interval * np.arange(int(np.floor((seconds[-1] - seconds[0]) / interval + 1e-9)) + 1)
+    # The grid's length is checked before it exists: one stray timestamp (t = 1e12) would ask for terabytes.
+    length = np.floor((seconds[-1] - seconds[0]) / interval + 1e-9) + 1  # a float: may be huge or inf
+    limit = min(MAX_GRID_STEPS_PER_ROW * len(seconds), MAX_RESAMPLED_STEPS)
+    if not length <= limit:
+        gap = int(np.argmax(steps)) + 3  # the later row of the widest pair, as a file line
+        raise InputError(name, f"timestamps span {seconds[-1] - seconds[0]:.6g} s, so a uniform grid at the median "
+                               f"interval ({interval:.6g} s) would hold {length:,.0f} steps for {len(seconds)} rows "
+                               f"(at most {limit:,}): the recording is mostly a gap "
+                               f"({float(steps.max()):.6g} s before line {gap})",
+                         fix="check the timestamps' unit and that line; split the recording at the gap")
+    grid = seconds[0] + interval * np.arange(int(length))
     uniform = np.stack([np.interp(grid, seconds, samples[:, c]) for c in range(samples.shape[1])], axis=1)
     return uniform, 1.0 / interval

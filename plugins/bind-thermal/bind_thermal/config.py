@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from bindcore.imageio import DEFAULT_MAX_PIXELS
 from bindcore.patch_modality import PatchModalityConfig
 
 #: Constants of the optional ``normalization="standardize"``: OpenCLIP's first (red) channel mean/std,
@@ -22,6 +23,10 @@ class ThermalConfig(PatchModalityConfig):
     """Thermal modality options. Sizes default to ImageBind's thermal encoder (ViT-B/16: 768 wide,
     12 layers, 12 heads, 224 px, 1024-d output)."""
 
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="largest thermal file decoded (pixels, from its header): 16 MP is "
+                                             "over ten times the largest thermal sensors' frames (1280x1024); "
+                                             "larger files are refused before decoding")
     scaling: Literal["dtype", "minmax", "percentile"] = Field(
         "dtype", description="to [0, 1]: divide by the dtype's max (uint8 /255, uint16 /65535; floats must "
                              "already lie in [0, 1]), per-image min-max, or per-image percentile stretch")

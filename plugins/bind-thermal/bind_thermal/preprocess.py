@@ -15,6 +15,7 @@ from torch import Tensor
 from bind_thermal.config import ThermalConfig
 from bindcore.errors import InputError
 from bindcore.imageio import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     as_item_list,
     is_path,
@@ -30,14 +31,14 @@ from bindcore.imageio import (
 FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def load_array(item: Any) -> np.ndarray:
-    """One item → a 2-D array with its original dtype."""
+def load_array(item: Any, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One item → a 2-D array with its original dtype; files over ``max_pixels`` are refused from their header."""
     if is_path(item):
         suffix = Path(os.fspath(item)).suffix.lower()
         if suffix == ".npy":
-            array = read_npy(item)
+            array = read_npy(item, max_pixels)
         elif suffix in IMAGE_SUFFIXES:
-            array = read_gray_image(item)
+            array = read_gray_image(item, max_pixels)
         else:
             raise InputError(item, f"unsupported file type {suffix or '(none)'!r}",
                              fix="use an 8/16-bit grayscale PNG or TIFF, or a .npy array")
@@ -83,7 +84,7 @@ def scale_unit(item: Any, array: np.ndarray, config: ThermalConfig) -> np.ndarra
 
 def preprocess_one(item: Any, config: ThermalConfig) -> Tensor:
     """One raw thermal item → ``(1, image_size, image_size)`` float32."""
-    unit = scale_unit(item, load_array(item), config)
+    unit = scale_unit(item, load_array(item, config.max_pixels), config)
     # interpolation can overshoot [0, 1] by float rounding; the range is part of the contract
     image = resize_center_crop(torch.from_numpy(unit), config.image_size).clamp_(0.0, 1.0)
     if config.normalization == "standardize":

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from bind_vision.image_io import DEFAULT_MAX_PIXELS
 from bindcore.anchor import CLIP_MEAN, CLIP_STD, AnchorConfig
 from bindcore.config import ModalityConfig
 
@@ -24,6 +25,10 @@ class VisionConfig(ModalityConfig):
     interpolation: Interpolation = Field("bicubic", description="PIL resampling filter of the resize")
     mean: tuple[float, float, float] = Field(CLIP_MEAN, description="per-channel mean subtracted after /255")
     std: tuple[float, float, float] = Field(CLIP_STD, description="per-channel std divided by after /255")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="largest image decoded (pixels, from the file's header): 64 MP holds "
+                                             "full-frame camera photos (61 MP); larger ones are refused before "
+                                             "decoding. Pillow itself refuses 179 MP")
     toy_image_size: int = Field(32, ge=8, description="side of the images render_toy draws")
 
     @field_validator("std")

@@ -51,8 +51,8 @@ class VisionModality(AnchorTowerModality):
         items = _as_items(inputs)
         c = self.config
         tensors = [
-            imagebind_transform(to_rgb_image(item), image_size=self.image_size, resize_size=self.resize_size,
-                                interpolation=c.interpolation, mean=c.mean, std=c.std)
+            imagebind_transform(to_rgb_image(item, max_pixels=c.max_pixels), image_size=self.image_size,
+                                resize_size=self.resize_size, interpolation=c.interpolation, mean=c.mean, std=c.std)
             for item in items
         ]
         if not tensors:

@@ -1,0 +1,126 @@
+"""Fuzzed thermal inputs (random and mutated file bytes, arrays of any dtype/shape/values): each one either gives
+a finite tensor and a finite embedding, or raises a bindcore error. Derandomized, so CI sees the same examples."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from bind_thermal import ThermalModality
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from bindcore import BindcoreError
+
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SUFFIXES = (".png", ".npy", ".tif", ".jpg", ".pgm")
+DTYPES = ("uint8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64", "bool", "complex64")
+
+
+def _valid_files() -> dict[str, bytes]:
+    frame = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 900) + 1000
+    png16, png8, npy = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    Image.fromarray(frame).save(png16, format="PNG")
+    Image.fromarray((frame // 257).astype(np.uint8)).save(png8, format="PNG")
+    np.save(npy, frame.astype(np.float32) / 65535)
+    return {".png": png16.getvalue(), ".jpg": png8.getvalue(), ".npy": npy.getvalue()}
+
+
+VALID = _valid_files()
+
+
+@st.composite
+def mutated_file(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A valid file with a few bytes overwritten (half of them in the header: sizes, shapes) and maybe its tail
+    cut off."""
+    suffix = draw(st.sampled_from(sorted(VALID)))
+    data = bytearray(VALID[suffix])
+    positions = st.one_of(st.integers(0, 63), st.integers(0, len(data) - 1))
+    for position, value in draw(st.lists(st.tuples(positions, st.integers(0, 255)), min_size=1, max_size=12)):
+        data[position] = value
+    return suffix, bytes(data[: draw(st.integers(1, len(data)))])
+
+
+
+@st.composite
+def header_edited_file(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A valid PNG declaring any width and height (IHDR rewritten, CRC fixed), or a valid .npy with
+    one character of its header replaced by one that matters to its parser."""
+    if draw(st.booleans()):
+        data = bytearray(VALID[".png"])
+        data[16:24] = struct.pack(">II", draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1)))
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+        return ".png", bytes(data)
+    data = bytearray(VALID[".npy"])
+    header_end = data.index(b"\n")
+    data[draw(st.integers(8, header_end))] = draw(st.sampled_from(b"(){}[],:'\" 0123456789-e"))
+    return ".npy", bytes(data)
+
+
+arrays = hnp.arrays(dtype=st.sampled_from(DTYPES), shape=st.one_of(
+    hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
+    st.tuples(st.integers(1, 40), st.integers(1, 40))))
+
+
+@pytest.fixture(scope="module")
+def thermal() -> ThermalModality:
+    return ThermalModality(image_size=32, patch_size=8, width=32, num_layers=1, num_heads=2, embed_dim=16).eval()
+
+
+def assert_finite_or_typed(modality: ThermalModality, item: object) -> None:
+    """The fuzz property: a finite preprocessed tensor and embedding, or a BindcoreError (never a raw one)."""
+    try:
+        x = modality.preprocess([item])
+    except BindcoreError:
+        return
+    assert torch.isfinite(x).all(), f"non-finite preprocessing of {item!r}"
+    with torch.no_grad():
+        assert torch.isfinite(modality.project(modality.encode(x))).all(), f"non-finite embedding of {item!r}"
+
+
+def _check_file(modality: ThermalModality, suffix: str, data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"thermal{suffix}"
+        path.write_bytes(data)
+        assert_finite_or_typed(modality, path)
+
+
+@FUZZ
+@given(suffix=st.sampled_from(SUFFIXES), data=st.binary(max_size=1024))
+def test_random_file_bytes(thermal: ThermalModality, suffix: str, data: bytes) -> None:
+    _check_file(thermal, suffix, data)
+
+
+@FUZZ
+@given(file=mutated_file())
+def test_mutated_valid_files(thermal: ThermalModality, file: tuple[str, bytes]) -> None:
+    _check_file(thermal, *file)
+
+
+@pytest.fixture(scope="module", params=["dtype", "minmax", "percentile"])
+def thermal_scaled(request: pytest.FixtureRequest) -> ThermalModality:
+    return ThermalModality(image_size=32, patch_size=8, width=32, num_layers=1, num_heads=2, embed_dim=16,
+                           scaling=request.param, normalization="standardize").eval()
+
+
+@settings(FUZZ, max_examples=30)
+@given(array=arrays, as_tensor=st.booleans())
+def test_arrays_of_any_dtype_shape_and_values(thermal_scaled: ThermalModality, array: np.ndarray,
+                                              as_tensor: bool) -> None:
+    data = torch.from_numpy(array.copy()) if as_tensor and array.dtype != np.uint16 else array
+    assert_finite_or_typed(thermal_scaled, data)
+
+
+@FUZZ
+@given(file=header_edited_file())
+def test_valid_files_with_edited_headers(thermal: ThermalModality, file: tuple[str, bytes]) -> None:
+    _check_file(thermal, *file)
