@@ -52,7 +52,7 @@ def main() -> None:
         ids[row, 0] = 49406
         ids[row, 1:length + 1] = torch.randint(1, 49000, (length,), generator=generator)
         ids[row, length + 1] = 49407
-    print(f"| backend | tower | open_clip forward (items/s) | SDPA path (items/s) | speed-up | max abs diff |")
+    print("| backend | tower | open_clip forward (items/s) | SDPA path (items/s) | speed-up | max abs diff |")
     print("|---|---|---|---|---|---|")
     for backend in ("aten", "onednn"):
         gemm.set_backend(backend)
