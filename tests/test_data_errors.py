@@ -219,9 +219,15 @@ def _shards(folder: Path, count: int = 2, per_shard: int = 20, bad: str | None =
     return f"shards/train-{{000..{count - 1:03d}}}.tar"
 
 
-def test_webdataset_recipe_validates_and_trains(stubs, tmp_path):
+def test_webdataset_recipe_validates_and_trains(stubs, tmp_path, monkeypatch):
+    import tempfile
+
+    extracted = tmp_path / "tmp"
+    extracted.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(extracted))  # where the shard members go
     pattern = _shards(tmp_path / "shards")
     raw = tiny_recipe("toya")
+    raw["data"]["workers"] = 1
     raw["modalities"]["toya"]["data"] = {"kind": "webdataset", "shards": pattern, "num_items": 40}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -231,6 +237,8 @@ def test_webdataset_recipe_validates_and_trains(stubs, tmp_path):
     result = train(recipe, tmp_path / "run", log=_quiet)
     assert result.steps > 0 and np.isfinite(result.final_losses["toya"])
     assert (tmp_path / "run" / "modalities" / "toya" / "model.safetensors").is_file()
+    gc.collect()  # the trainer and its sources are gone: so are the extracted members (no copy of the data left)
+    assert list(extracted.iterdir()) == []
 
 
 def test_a_bad_shard_member_is_named_by_shard_and_sample(stubs, tmp_path):

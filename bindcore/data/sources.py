@@ -293,8 +293,9 @@ class ShardSource(PairedSource):
                     item[wanted] = (shard_number, *members[match], match)
                 self.index.append(item)
                 self.sample_keys.append((shard_number, key))
-        self._tmp: str | None = None
-        self._finalizer: Any = None
+        # Made here, in the process that builds the source, so DataLoader workers (which get copies) share it.
+        self._tmp = tempfile.mkdtemp(prefix="bindcore-shards-")
+        self._finalizer = weakref.finalize(self, _remove_tree, self._tmp, os.getpid())
 
     def _pick(self, wanted: str, members: dict[str, tuple[int, int]]) -> str | None:
         for ext in members:
@@ -312,9 +313,6 @@ class ShardSource(PairedSource):
 
     def _folder(self) -> Path:
         """This process's extraction folder, inside the source's temporary folder."""
-        if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix="bindcore-shards-")
-            self._finalizer = weakref.finalize(self, _remove_tree, self._tmp, os.getpid())
         folder = Path(self._tmp) / str(os.getpid())
         folder.mkdir(exist_ok=True)
         return folder

@@ -78,7 +78,8 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
         else:
             scan = scan_manifest(path, (IMAGE_KEY, name))
             problems.extend(f"{prefix}.manifest: {problem}" for problem in listed(scan.problems))
-            count, where = len(scan.rows), f"the manifest {path}"
+            count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
+            where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
     elif data.kind == "webdataset" and data.shards:
         shards = expand_shards(str(resolve_path(source, data.shards)))
