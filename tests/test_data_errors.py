@@ -55,6 +55,8 @@ def _manifest_recipe(tmp_path: Path, rows: int = 32, *, bad: dict[int, str] | No
             toya.write_bytes(b"")
         elif kind == "directory":
             toya.mkdir()
+        elif kind == "short":
+            np.save(toya, features[:5])
         else:
             np.save(toya, features)
         lines.append(json.dumps({"image": f"{row}.image.npy", "toya": toya.name}))
@@ -82,6 +84,16 @@ def test_a_bad_file_stops_the_run_naming_the_manifest_line_and_the_file(stubs, t
     assert f"{tmp_path / 'data' / 'pairs.jsonl'}:7" in message
     assert "toya" in message and "on_error: skip" in message
     assert "Traceback" not in message
+
+
+def test_a_plugin_input_error_is_named_once_with_its_reason(stubs, tmp_path):
+    recipe = _manifest_recipe(tmp_path, bad={4: "short"})
+    with pytest.raises(InputError) as info:
+        train(load_recipe(recipe), tmp_path / "run", log=_quiet)
+    message = str(info.value)
+    assert "pairs.jsonl:4 (the image–toya pair of step " in message
+    assert "cannot be used: expected 16 finite floats" in message
+    assert message.count("4.toya.npy") == 1  # the plugin's own naming of the file is not repeated
 
 
 def test_a_directory_given_as_a_file_is_listed_before_any_work(stubs, tmp_path):
@@ -151,6 +163,47 @@ def test_max_skipped_takes_a_fraction_or_a_percentage(stubs):
     for bad in ("lots%", 3):
         with pytest.raises(ValueError):
             ModalityData(max_skipped=bad)
+
+
+def _ddp_skip_worker(rank: int, world: int, port: int, recipe: str, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    set_registry(stub_registry("toya"))
+    try:
+        train(load_recipe(recipe, overrides=["run.dist_timeout_s=60"]), out, log=_quiet)
+    except ConfigError as error:  # recorded, not raised: spawn would end the other rank at once, hiding a hang
+        (Path(out) / f"error-{rank}.txt").write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gloo_ranks_share_their_skips_and_stop_together(stubs, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    recipe = _manifest_recipe(tmp_path, bad={5: "empty", 20: "empty"}, on_error="skip", max_skipped="10%")
+    train(load_recipe(recipe), tmp_path / "single", log=_quiet)
+    mp.spawn(_ddp_skip_worker, args=(2, free_port(), str(recipe), str(tmp_path / "ddp")), nprocs=2, join=True)
+    def listed(run: str) -> list[str]:
+        return sorted(json.loads(line)["where"] for line in (tmp_path / run / "skipped.jsonl").read_text().splitlines())
+
+    assert listed("ddp") == listed("single") and len(listed("ddp")) == 2  # each rank's skips, written once
+    strict = load_recipe(recipe, overrides=["modalities.toya.data.max_skipped=0.01"]).raw
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    mp.spawn(_ddp_skip_worker, args=(2, free_port(), str(tmp_path / "strict.yaml"), str(tmp_path / "ddp2")),
+             nprocs=2, join=True)
+    for rank in range(2):  # both ranks stop at the same step with the same error; neither waits for the other
+        assert "max_skipped 0.01 allows" in (tmp_path / "ddp2" / f"error-{rank}.txt").read_text()
 
 
 # -- --check reads the data ---------------------------------------------------------------------------------

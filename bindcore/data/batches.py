@@ -199,8 +199,14 @@ class BadItem(Exception):
         self.record = record
 
 
-def _reason(error: BaseException) -> str:
-    text = str(error).strip() if isinstance(error, InputError) else f"{type(error).__name__}: {error}".strip()
+def _reason(error: BaseException, raw: Any = None) -> str:
+    """One line saying why a plugin failed; a plugin's :class:`InputError` about ``raw`` itself loses the repeat."""
+    if isinstance(error, InputError):
+        same = raw is not None and isinstance(error.item, str) and error.item == raw
+        text = (f"{error.reason} ({error.fix})" if error.fix else error.reason) if same else str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    text = text.strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
@@ -215,8 +221,8 @@ def raise_bad_item(batch: Mapping[str, Any]) -> None:
     if not record:
         return
     name = record["modality"]
-    raise InputError(record["item"], f"the {record['key']} input of {record['where']} ({name} pair, step "
-                                     f"{record['step']}) cannot be used: {record['reason']}",
+    raise InputError(record["item"], f"the {record['key']} input of {record['where']} (the image–{name} pair of "
+                                     f"step {record['step']}) cannot be used: {record['reason']}",
                      fix=f"fix or remove it, or set modalities.{name}.data.on_error: skip to replace bad items "
                          f"by seeded substitutes (up to modalities.{name}.data.max_skipped of them)")
 
@@ -279,7 +285,7 @@ class StepBatches(Dataset):
                         source.release(item)
                 except Exception as error:  # any failure of a plugin on one item: name the item
                     problem = {"key": key, "item": _shown(raw if raw is not None else f"item {index}"),
-                               "reason": _reason(error)}
+                               "reason": _reason(error, raw)}
                     break
             self._problems[(name, index)] = problem
         return self._problems[(name, index)]

@@ -58,8 +58,8 @@ class SkippedItems:
         if not fresh:
             return
         for record in fresh:
-            self.log(f"skipped {record['where']} ({record['modality']} pair, {record['key']} "
-                     f"{record['item']}): {record['reason']}; replaced by item {record['substitute']}")
+            self.log(f"skipped {record['where']} (its {record['key']} input {record['item']}): {record['reason']}; "
+                     f"replaced by item {record['substitute']}")
         if self.write:
             with self.path.open("a") as handle:
                 handle.writelines(json.dumps(record) + "\n" for record in fresh)
