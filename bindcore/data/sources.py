@@ -126,7 +126,7 @@ def _manifest_records(manifest: Path, scan: ManifestScan) -> list[tuple[int, Any
                 continue
             scan.read += 1
             try:
-                records.append((number, json.loads(line)))
+                records.append((number, json.loads(line.rstrip("\r\n"))))
             except json.JSONDecodeError as exc:
                 scan.problems.append(f"{manifest}:{number}: not valid JSON ({exc.msg}, column {exc.colno})")
     return records
