@@ -155,6 +155,28 @@ def test_more_skipped_than_max_skipped_stops_the_run(stubs, tmp_path):
     assert (tmp_path / "run" / "skipped.jsonl").read_text().count("\n") == 1
 
 
+def test_a_resume_keeps_the_skips_before_its_checkpoint_and_counts_them(tmp_path):
+    from bindcore.data.skips import SkippedItems
+
+    def record(index: int, step: int) -> dict:
+        return {"modality": "toya", "index": index, "step": step, "where": f"m.jsonl:{index + 1}", "key": "toya",
+                "item": f"{index}.npy", "reason": "empty", "substitute": 0}
+
+    path = tmp_path / "skipped.jsonl"
+    first = SkippedItems(path, {"toya": (0.1, 30)}, log=_quiet)
+    first.add([record(3, 2), record(3, 4)])  # the same item twice: listed once
+    first.add([record(8, 7)])
+    with path.open("a") as handle:
+        handle.write('{"modality": "toya", "ind')  # cut short by a kill
+    resumed = SkippedItems(path, {"toya": (0.1, 30)}, log=_quiet, resume_step=5)  # checkpoint at step 5
+    assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [3]
+    resumed.add([record(8, 7), record(11, 9)])  # step 7 is replayed, 3 distinct items: the limit allows 3
+    with pytest.raises(ConfigError, match=r"4 of its 30 items were skipped"):
+        resumed.add([record(12, 10)])
+    SkippedItems(path, {"toya": (0.1, 30)}, log=_quiet)  # a fresh start forgets them
+    assert not path.exists()
+
+
 def test_max_skipped_takes_a_fraction_or_a_percentage(stubs):
     from bindcore.recipe import ModalityData
 

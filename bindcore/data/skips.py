@@ -38,7 +38,8 @@ class SkippedItems:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a kill
-                if isinstance(record, dict) and record.get("step", resume_step) < resume_step:
+                if isinstance(record, dict) and {"modality", "index", "step"} <= record.keys() and \
+                        record["step"] < resume_step:
                     kept.append(record)
                     self.seen.setdefault(record["modality"], set()).add(int(record["index"]))
         if write and path.exists():  # a fresh start, or a resume that replays the steps after its checkpoint
