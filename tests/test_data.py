@@ -34,7 +34,8 @@ def test_manifest_relative_paths_and_missing_files(tmp_path):
     item = source.load(0)
     assert item["image"] == str(tmp_path / "a.png") and item["label"] == 0
     bad = _write(tmp_path, [{"image": "a.png", "audio": "a.wav"}, {"image": "b.png", "audio": "a.wav"}], "bad.jsonl")
-    with pytest.raises(ConfigError, match=r"bad.jsonl: 1 file\(s\) not found: line 2: image .*b.png"):
+    with pytest.raises(ConfigError, match=r"bad.jsonl: 1 problem\(s\) in the manifest:\n  "
+                                          r".*bad.jsonl:2: image file not found: .*b.png"):
         read_manifest(bad, ("image", "audio"))
 
 

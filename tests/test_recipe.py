@@ -74,7 +74,9 @@ def test_unset_environment_variable_in_a_path_is_named(stubs, tmp_path, monkeypa
     with pytest.raises(ConfigError, match=r"modalities\.toya\.data\.manifest: .*BINDCORE_TEST_DATA, which is not set"):
         load_recipe(path)
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "pairs.jsonl").write_text("")
+    for name in ("a.npy", "b.npy"):
+        (tmp_path / "data" / name).write_bytes(b"x")
+    (tmp_path / "data" / "pairs.jsonl").write_text('{"image": "a.npy", "toya": "b.npy"}\n' * 16)
     monkeypatch.setenv("BINDCORE_TEST_DATA", str(tmp_path / "data"))
     assert load_recipe(path).modalities["toya"].data.kind == "manifest"
 

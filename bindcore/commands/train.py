@@ -22,7 +22,8 @@ def register(cli: click.Group) -> None:
                   help="Replace the run of a different recipe in --out (its checkpoints, weights and logs).")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                   help="Override a recipe value, e.g. --set modalities.audio.train.lr=1e-4 (repeatable).")
-    @click.option("--check", is_flag=True, help="Only validate the recipe, then exit.")
+    @click.option("--check", is_flag=True, help="Only validate the recipe and read its data (every manifest row "
+                                                "and file, every shard), then exit.")
     @click.option("--no-eval", is_flag=True, help="Skip the evaluation at the end.")
     def train_command(recipe: Path, out: Path | None, resume: str | None, no_resume: bool, overwrite: bool,
                       overrides: tuple[str, ...], check: bool, no_eval: bool) -> None:
@@ -31,11 +32,14 @@ def register(cli: click.Group) -> None:
         from bindcore.recipe import load_recipe
 
         started = time.perf_counter()
+        checked: list[str] = []  # what the data check read: every manifest row, every shard's member list
         try:
-            validated = load_recipe(recipe, overrides=list(overrides))
+            validated = load_recipe(recipe, overrides=list(overrides), checked=checked)
         except BindcoreError as exc:
             raise click.ClickException(str(exc)) from None
         if check:
+            for line in checked:
+                click.echo(f"  {line}")
             click.echo(f"{recipe}: valid ({', '.join(validated.modalities)})")
             return
         from bindcore.eval.run import evaluate

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from bindcore.data.plan import StepPlan, seed_of
 from bindcore.data.randaugment import rand_augment
 from bindcore.data.sources import IMAGE_KEY, PairedSource
-from bindcore.errors import ConfigError
+from bindcore.errors import ConfigError, InputError, describe_item
 
 
 class _Chunks(Dataset):
@@ -187,19 +187,68 @@ def aligned_crop_enabled(settings: Any, axes: Mapping[str, int]) -> bool:
     return bool(settings.aligned_crop)
 
 
+#: Seeded tries to find a good substitute for a skipped item before the run gives up.
+SUBSTITUTE_TRIES = 64
+
+
+class BadItem(Exception):
+    """An item of a step's batch that cannot be used; ``record`` says which (it travels to the main process)."""
+
+    def __init__(self, record: dict[str, Any]):
+        super().__init__(record["reason"])
+        self.record = record
+
+
+def _reason(error: BaseException, raw: Any = None) -> str:
+    """One line saying why a plugin failed; a plugin's :class:`InputError` about ``raw`` itself loses the repeat."""
+    if isinstance(error, InputError):
+        same = raw is not None and isinstance(error.item, str) and error.item == raw
+        text = (f"{error.reason} ({error.fix})" if error.fix else error.reason) if same else str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    text = text.strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else describe_item(value)
+
+
+def raise_bad_item(batch: Mapping[str, Any]) -> None:
+    """Raise the :class:`InputError` of a batch that holds a ``bad_item`` (in the process that iterates the loader:
+    an exception raised in a DataLoader worker comes back as a RuntimeError wrapping its whole traceback)."""
+    record = batch.get("bad_item")
+    if not record:
+        return
+    name = record["modality"]
+    raise InputError(record["item"], f"the {record['key']} input of {record['where']} (the image–{name} pair of "
+                                     f"step {record['step']}) cannot be used: {record['reason']}",
+                     fix=f"fix or remove it, or set modalities.{name}.data.on_error: skip to replace bad items "
+                         f"by seeded substitutes (up to modalities.{name}.data.max_skipped of them)")
+
+
 class StepBatches(Dataset):
-    """Item ``s`` = the batch of global step ``s`` for this rank (a pure function of seed and ``s``)."""
+    """Item ``s`` = the batch of global step ``s`` for this rank (a pure function of seed and ``s``).
+
+    An item whose files cannot be loaded or preprocessed (``on_error[modality]``, default "fail") makes the batch a
+    ``{"bad_item": record}`` (see :func:`raise_bad_item`); with "skip" it is replaced by a substitute drawn by a
+    seeded rule from the item's index (the same on every run and rank, so batches keep their size and resumes
+    replay them), and the batch lists it under ``"skipped"``.
+    """
 
     def __init__(self, plan: StepPlan, sources: Mapping[str, PairedSource], preprocessors: Mapping[str, Any],
                  *, image_preprocessor: Any | None, augmentations: Mapping[str, Any], seed: int,
                  stores: Mapping[tuple[str, str], Materialized] | None = None,
-                 anchor_caches: Mapping[str, Any] | None = None, rank: int = 0, world_size: int = 1):
+                 anchor_caches: Mapping[str, Any] | None = None, rank: int = 0, world_size: int = 1,
+                 on_error: Mapping[str, str] | None = None):
         self.plan, self.sources, self.preprocessors = plan, sources, preprocessors
         self.image_preprocessor = image_preprocessor
         self.augmentations, self.seed = augmentations, seed
         self.stores = dict(stores or {})
         self.anchor_caches = dict(anchor_caches or {})
         self.rank, self.world_size = rank, world_size
+        self.on_error = dict(on_error or {})
+        self._problems: dict[tuple[str, int], dict[str, Any] | None] = {}  # per process: items checked alone
         for name, settings in self.augmentations.items():
             if getattr(settings, "image_crop", None) is not None and name in self.anchor_caches:
                 raise ConfigError(f"modalities.{name}.train.augmentation.image_crop: the anchor's image embeddings "
@@ -209,28 +258,100 @@ class StepBatches(Dataset):
     def __len__(self) -> int:
         return len(self.plan)
 
-    def _inputs(self, name: str, key: str, indices: np.ndarray, preprocessor: Any) -> Tensor:
-        store = self.stores.get((name, key))
-        if store is not None:
-            return store.take(indices)
+    def _preprocessor(self, name: str, key: str) -> Any:
+        return self.preprocessors[name] if key == name else self.image_preprocessor
+
+    def _from_source(self, name: str, key: str, indices: np.ndarray) -> Tensor:
         source = self.sources[name]
-        return preprocessor.preprocess([source.load(int(i), (key,))[key] for i in indices])
+        items = [source.load(int(i), (key,)) for i in indices]
+        try:
+            return self._preprocessor(name, key).preprocess([item[key] for item in items])
+        finally:
+            for item in items:
+                source.release(item)
+
+    def _problem(self, name: str, keys: list[str], index: int) -> dict[str, Any] | None:
+        """What is wrong with item ``index`` alone (key, raw input, reason), or None."""
+        if (name, index) not in self._problems:
+            source, problem = self.sources[name], None
+            for key in keys:
+                raw: Any = None
+                try:
+                    item = source.load(index, (key,))
+                    raw = item[key]
+                    try:
+                        self._preprocessor(name, key).preprocess([raw])
+                    finally:
+                        source.release(item)
+                except Exception as error:  # any failure of a plugin on one item: name the item
+                    problem = {"key": key, "item": _shown(raw if raw is not None else f"item {index}"),
+                               "reason": _reason(error, raw)}
+                    break
+            self._problems[(name, index)] = problem
+        return self._problems[(name, index)]
+
+    def _record(self, name: str, index: int, step: int, problem: dict[str, Any]) -> dict[str, Any]:
+        return {"modality": name, "index": index, "where": self.sources[name].describe(index), "step": step,
+                **problem}
+
+    def _substitute(self, name: str, keys: list[str], index: int, taken: set[int], step: int) -> int:
+        size = len(self.sources[name])
+        for attempt in range(SUBSTITUTE_TRIES):
+            candidate = seed_of("substitute", self.seed, name, index, attempt) % size
+            if candidate not in taken and self._problem(name, keys, candidate) is None:
+                return candidate
+        raise BadItem(self._record(name, index, step, {
+            "key": name, "item": f"item {index}",
+            "reason": f"no usable substitute in {SUBSTITUTE_TRIES} seeded tries: most of the data is bad"}))
+
+    def _read(self, name: str, keys: list[str], indices: np.ndarray, step: int,
+              skipped: list[dict[str, Any]]) -> tuple[np.ndarray, dict[str, Tensor]]:
+        """The preprocessed source inputs under ``keys`` of ``indices``, bad items replaced (or raised)."""
+        try:
+            return indices, {key: self._from_source(name, key, indices) for key in keys}
+        except Exception as error:  # find the item(s) at fault, one by one
+            failure = error
+        indices = np.array(indices, copy=True)
+        taken = {int(i) for i in indices}
+        for position, index in enumerate(indices.tolist()):
+            problem = self._problem(name, keys, index)
+            if problem is None:
+                continue
+            if self.on_error.get(name, "fail") != "skip":
+                raise BadItem(self._record(name, index, step, problem))
+            substitute = self._substitute(name, keys, index, taken, step)
+            taken.add(substitute)
+            indices[position] = substitute
+            skipped.append({**self._record(name, index, step, problem), "substitute": substitute})
+        try:
+            return indices, {key: self._from_source(name, key, indices) for key in keys}
+        except Exception as error:  # each item alone is fine: the plugin cannot batch them together
+            raise BadItem({"modality": name, "index": None, "key": keys[0], "step": step,
+                           "where": f"the batch of step {step}", "item": "the whole batch",
+                           "reason": f"every item preprocesses alone, the batch does not: {_reason(error)} "
+                                     f"(first error: {_reason(failure)})"}) from None
 
     def __getitem__(self, global_step: int) -> dict[str, Any]:
         name, local_step, indices = self.plan.step(global_step)
         per_rank = len(indices) // self.world_size
         indices = indices[self.rank * per_rank:(self.rank + 1) * per_rank]
         preprocessor = self.preprocessors[name]
-        inputs = self._inputs(name, name, indices, preprocessor)
-        batch: dict[str, Any] = {"step": global_step, "modality": name, "local_step": local_step,
-                                 "indices": torch.as_tensor(indices)}
+        batch: dict[str, Any] = {"step": global_step, "modality": name, "local_step": local_step, "skipped": []}
+        cache = self.anchor_caches.get(name)
+        keys = [key for key in (name, *(() if cache is not None else (IMAGE_KEY,)))
+                if (name, key) not in self.stores]
+        try:
+            indices, read = self._read(name, keys, indices, global_step, batch["skipped"])
+        except BadItem as bad:
+            return {**batch, "bad_item": bad.record}
+        inputs = read[name] if name in read else self.stores[(name, name)].take(indices)
+        batch["indices"] = torch.as_tensor(indices)
         settings = self.augmentations.get(name)
         axes = getattr(preprocessor, "augment_axes", {})
-        cache = self.anchor_caches.get(name)
         if cache is not None:
             batch["anchor"] = cache.rows(indices)
         else:
-            images = self._inputs(name, IMAGE_KEY, indices, self.image_preprocessor)
+            images = read[IMAGE_KEY] if IMAGE_KEY in read else self.stores[(name, IMAGE_KEY)].take(indices)
             if settings is not None and settings.image_crop is not None:
                 # Its own stream: switching crops on or off leaves the other augmentations' draws unchanged.
                 crop_rng = torch.Generator().manual_seed(seed_of("image-crop", self.seed, global_step,

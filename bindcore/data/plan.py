@@ -82,3 +82,15 @@ class StepPlan:
         """(modality, its local step, dataset indices) of ``global_step``."""
         name, local = self.order[global_step]
         return name, local, self.plans[name].indices(self.seed, local)
+
+
+def batch_size_problem(name: str, batch_size: int, num_items: int, where: str) -> str | None:
+    """Why a global ``batch_size`` cannot train on ``num_items`` items (``where``: what holds them), or None.
+
+    A batch larger than the dataset repeats items (a repeat is a false negative for the contrastive loss) and
+    preprocesses the repeats again at every step.
+    """
+    if batch_size <= num_items:
+        return None
+    return (f"modalities.{name}.train.batch_size {batch_size} is larger than the {num_items} items of {where}: "
+            f"a batch would repeat items; set batch_size to at most {num_items} or add data")

@@ -52,26 +52,62 @@ def unset_variables(path: str) -> list[str]:
     return [a or b for a, b in _ENV_VAR.findall(path) if (a or b) not in os.environ]
 
 
-def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: Path | None,
-                 problems: list[str]) -> None:
-    for name, block in modalities.items():
-        if block.data.kind == "manifest" and block.data.manifest:
-            path = resolve_path(source, block.data.manifest)
-            unset = unset_variables(block.data.manifest)
-            if unset:
-                problems.append(f"modalities.{name}.data.manifest: {block.data.manifest} uses the environment "
-                                f"variable {', '.join(unset)}, which is not set (export it, e.g. "
-                                f"{unset[0]}=/path/to/data)")
-            elif not path.is_file():
-                problems.append(f"modalities.{name}.data.manifest: file not found: {path} "
-                                f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
-        if block.data.kind == "webdataset" and block.data.shards:
-            from bindcore.data.sources import expand_shards
+def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source: Path | None,
+                        problems: list[str]) -> str | None:
+    """Read the data of ``modalities.<name>`` as training will: every manifest row (JSON/CSV errors and missing
+    files with their line numbers) or every shard's member list; check the batch size against the item count.
+    Problems go to ``problems``; returns a one-line summary of what was checked (None when nothing could be)."""
+    from bindcore.data.plan import batch_size_problem
+    from bindcore.data.sources import IMAGE_KEY, ShardSource, expand_shards, listed, scan_manifest
 
-            missing = [p for p in expand_shards(str(resolve_path(source, block.data.shards))) if not Path(p).is_file()]
-            if missing:
-                more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-                problems.append(f"modalities.{name}.data.shards: shard not found: {missing[0]}{more}")
+    data, prefix = block.data, f"modalities.{name}.data"
+    count: int | None = None
+    summary: str | None = None
+    if data.kind == "toy":
+        count = recipe.data.toy.train_scenes
+        where, summary = "the toy world (data.toy.train_scenes)", f"{prefix}: {count} toy scenes"
+    elif data.kind == "manifest" and data.manifest:
+        path = resolve_path(source, data.manifest)
+        unset = unset_variables(data.manifest)
+        if unset:
+            problems.append(f"{prefix}.manifest: {data.manifest} uses the environment variable {', '.join(unset)}, "
+                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
+        elif not path.is_file():
+            problems.append(f"{prefix}.manifest: file not found: {path} "
+                            f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
+        else:
+            scan = scan_manifest(path, (IMAGE_KEY, name))
+            problems.extend(f"{prefix}.manifest: {problem}" for problem in listed(scan.problems))
+            count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
+            where = f"the manifest {path}"
+            summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind == "webdataset" and data.shards:
+        shards = expand_shards(str(resolve_path(source, data.shards)))
+        missing = [p for p in shards if not Path(p).is_file()]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            problems.append(f"{prefix}.shards: shard not found: {missing[0]}{more}")
+        else:
+            try:
+                count = len(ShardSource(str(resolve_path(source, data.shards)), name))
+            except ConfigError as error:
+                problems.append(f"{prefix}.shards: {error}")
+            else:
+                where = f"the {len(shards)} shard(s) {data.shards}"
+                summary = f"{prefix}: {count} samples in {len(shards)} shard(s) indexed"
+    if count:
+        too_large = batch_size_problem(name, block.train.batch_size, count, where)
+        if too_large:
+            problems.append(too_large)
+    return summary
+
+
+def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: Path | None,
+                 problems: list[str], checked: list[str] | None = None) -> None:
+    for name, block in modalities.items():
+        summary = check_modality_data(name, block, recipe, source, problems)
+        if summary and checked is not None:
+            checked.append(summary)
     anchor = ValidatedRecipe(recipe=recipe, modalities={}, source=source, raw={}).anchor_source()
     if anchor.pretrained and not os.path.isfile(anchor.pretrained) and \
             looks_like_weights_file(recipe.anchor.pretrained or ""):
@@ -83,8 +119,13 @@ def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: 
                         f"folder, e.g. the OUT/anchor of `bindcore convert imagebind`)")
 
 
-def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool = True) -> ValidatedRecipe:
-    """Validate a recipe mapping in two stages; raise one :class:`ConfigError` listing every problem."""
+def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool = True,
+                    checked: list[str] | None = None) -> ValidatedRecipe:
+    """Validate a recipe mapping in two stages; raise one :class:`ConfigError` listing every problem.
+
+    ``check_files`` also reads every manifest row and shard (:func:`check_modality_data`) and checks the anchor's
+    files; ``checked`` receives one summary line per modality of what was read.
+    """
     from bindcore.plugins import get_registry
 
     where = f"{source}: " if source else ""
@@ -137,7 +178,7 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
         options = anchor_plugin_options(cls, block, recipe_anchor_source(recipe, source))
         _validate(cls.Config, options, f"anchor.{side}", problems)
     if recipe is not None and check_files:
-        _check_files(recipe, modalities, source, problems)
+        _check_files(recipe, modalities, source, problems, checked)
     if problems:
         head = f"{where}invalid recipe ({len(problems)} problem{'s' if len(problems) > 1 else ''}):"
         raise ConfigError("\n  ".join([head, *problems]))
@@ -188,8 +229,9 @@ def _with_drop_path(config_cls: type[BaseModel], options: dict[str, Any], rate: 
 
 
 def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = None,
-                check_files: bool = True) -> ValidatedRecipe:
-    """Read and validate a recipe file. ``overrides`` are ``dotted.key=yaml_value`` strings applied first."""
+                check_files: bool = True, checked: list[str] | None = None) -> ValidatedRecipe:
+    """Read and validate a recipe file (see :func:`validate_recipe`). ``overrides`` are ``dotted.key=yaml_value``
+    strings applied first."""
     source = Path(path)
     if not source.is_file():
         raise ConfigError(f"recipe file not found: {source}")
@@ -199,7 +241,7 @@ def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = N
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     for override in overrides or []:
         raw = apply_override(raw, override)
-    return validate_recipe(raw, source=source.resolve(), check_files=check_files)
+    return validate_recipe(raw, source=source.resolve(), check_files=check_files, checked=checked)
 
 
 def apply_override(raw: Any, override: str) -> dict[str, Any]:

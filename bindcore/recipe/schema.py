@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bindcore.anchor.config import LOCAL_DIR_PREFIX, AnchorConfig, looks_like_weights_file
 from bindcore.config import ModalityConfig
@@ -143,6 +143,21 @@ class ModalityData(_Strict):
     manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path}")
     shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar")
     num_items: int | None = Field(None, ge=1, description="items in the shards (needed to plan epochs)")
+    on_error: Literal["fail", "skip"] = Field(
+        "fail", description="an item whose files cannot be read or preprocessed: 'fail' stops the run naming it; "
+                            "'skip' replaces it by a seeded substitute, logs it and lists it in RUN/skipped.jsonl")
+    max_skipped: float = Field(0.01, ge=0, le=1, description="with on_error 'skip': the run fails once more than "
+                                                             "this fraction of the items were skipped (0.01 or '1%')")
+
+    @field_validator("max_skipped", mode="before")
+    @classmethod
+    def _percent(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"{value!r} is not a percentage (write e.g. '1%' or 0.01)") from None
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ModalityData:

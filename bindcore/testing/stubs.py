@@ -7,6 +7,7 @@ bindable modalities whose toy rendering is a noisy concept signature. Register t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -21,6 +22,11 @@ from bindcore.errors import InputError
 from bindcore.hookspecs import hookimpl
 from bindcore.modality_base import Modality
 from bindcore.toyworld import Scene, concept_code
+
+
+def _loaded(item: Any) -> Any:
+    """A ``.npy`` file path (manifest and shard data) → its array; anything else as is."""
+    return np.load(item) if isinstance(item, (str, os.PathLike)) else item
 
 
 class StubVisionConfig(ModalityConfig):
@@ -50,7 +56,7 @@ class StubVision(Modality):
     def preprocess(self, inputs: Sequence[Any]) -> Tensor:
         rows = []
         for item in inputs:
-            array = np.asarray(item, dtype=np.float32)
+            array = np.asarray(_loaded(item), dtype=np.float32)
             if array.shape != (3, self.config.image_size, self.config.image_size):
                 raise InputError(item, f"expected shape (3, {self.config.image_size}, {self.config.image_size})")
             rows.append(torch.from_numpy((array - 0.5) / 0.25))
@@ -113,7 +119,7 @@ class FeatureModality(Modality):
     def preprocess(self, inputs: Sequence[Any]) -> Tensor:
         rows = []
         for item in inputs:
-            array = np.asarray(item, dtype=np.float32)
+            array = np.asarray(_loaded(item), dtype=np.float32)
             if array.shape != (self.config.dim,) or not np.isfinite(array).all():
                 raise InputError(item, f"expected {self.config.dim} finite floats")
             rows.append(torch.from_numpy(array))

@@ -21,8 +21,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from bindcore.data.batches import Materialized, StepBatches, preprocess_all
-from bindcore.data.plan import ModalityPlan, StepPlan, seed_of
+from bindcore.data.batches import Materialized, StepBatches, preprocess_all, raise_bad_item
+from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_of
+from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import ConfigError, NonFiniteError
 from bindcore.loss import InfoNCE
@@ -148,6 +149,9 @@ class Trainer:
             if global_batch % ctx.world_size:
                 raise ConfigError(f"modalities.{name}.train.batch_size {global_batch} is not divisible by the "
                                   f"{ctx.world_size} processes")
+            too_large = batch_size_problem(name, global_batch, len(source), f"its {block.data.kind} data")
+            if too_large:
+                raise ConfigError(too_large)
             plans.append(ModalityPlan(name, len(source), global_batch, block.train.replication, block.train.epochs,
                                       block.train.max_steps))
             if block.data.kind == "toy":  # small and in memory: render + preprocess once
@@ -168,7 +172,8 @@ class Trainer:
                          if any(v for v in b.train.augmentation.model_dump().values())}
         self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=setup.vision,
                                    augmentations=augmentations, seed=recipe.run.seed, stores=stores,
-                                   anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size)
+                                   anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size,
+                                   on_error={n: b.data.on_error for n, b in recipe.modalities.items()})
 
     def _anchor_cache(self, source: PairedSource) -> Any:
         from bindcore.train.cache import build_anchor_cache
@@ -265,6 +270,7 @@ class Trainer:
         throughput = 0.0
         for batch in self._loader(start, total):
             step, name, local_step = batch["step"], batch["modality"], batch["local_step"]
+            self._check_items(batch)
             if self.step_hook is not None:
                 self.step_hook(step, batch)
             settings = self.recipe.modalities[name].train
@@ -316,6 +322,18 @@ class Trainer:
         bar.close()
         return last_good
 
+    def _check_items(self, batch: dict[str, Any]) -> None:
+        """Stop at a bad item (``on_error: fail``) or log and count the skipped ones, in the training process."""
+        raise_bad_item(batch)
+        if self.recipe.modalities[batch["modality"]].data.on_error != "skip":
+            return
+        records = list(batch.get("skipped", []))
+        if self.ctx.world_size > 1:  # every rank counts every rank's skips: they stop (or not) together
+            gathered: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(gathered, records)
+            records = [record for part in gathered for record in part]
+        self.skipped.add(records)
+
     def _non_finite(self, step: int, name: str, local_step: int, what: str, last_good: Path | None) -> None:
         kept = f"the last good checkpoint {last_good} is intact" if last_good else "no checkpoint was written yet"
         self._close_logs()
@@ -327,6 +345,9 @@ class Trainer:
     def _open_logs(self, start: int) -> None:
         self.metrics_file = None
         self.tb = None
+        self.skipped = SkippedItems(self.out / SKIPPED_FILE, {n: (b.data.max_skipped, len(self.sources[n]))
+                                                              for n, b in self.recipe.modalities.items()},
+                                    log=self.ctx.log, write=self.ctx.is_main, resume_step=start)
         if not self.ctx.is_main:
             return
         path = self.out / "metrics.csv"
