@@ -27,13 +27,16 @@ from bindcore.anchor import AnchorConfig, FrozenAnchor, load_anchor
 from bindcore.anchor.config import LOCAL_DIR_CONFIG, LOCAL_DIR_PREFIX
 from bindcore.data.plan import seed_of
 from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
-from bindcore.errors import ConfigError
+from bindcore.errors import BindcoreError, ConfigError
 from bindcore.recipe import ModalityRecipe, ValidatedRecipe
 from bindcore.recipe.load import anchor_plugin_options
 
 #: Sub-directories of a run directory.
 ANCHOR_DIR = "anchor"
 MODALITIES_DIR = "modalities"
+#: How long the other ranks wait while rank 0 prepares something long (pretraining the anchor, embedding a dataset
+#: into the anchor cache): far beyond ``run.dist_timeout_s``, which bounds ordinary collectives.
+PREPARE_TIMEOUT_S = 7 * 24 * 3600.0
 #: Offset of the toy world's eval scenes from its training scenes (and of the anchor's pretraining scenes).
 EVAL_SCENES_OFFSET = 1_000_003
 PRETRAIN_SCENES_OFFSET = 7_919
@@ -56,6 +59,36 @@ class Context:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    def run_on_main(self, work: Callable[[], object], what: str) -> None:
+        """Run ``work`` on rank 0 while the other ranks wait (up to :data:`PREPARE_TIMEOUT_S`), then tell every
+        rank whether it failed: a rank-0 error stops every rank at once instead of leaving them in a barrier."""
+        failure: str | None = None
+        error: BaseException | None = None
+        if self.is_main:
+            try:
+                work()
+            except Exception as exc:  # re-raised below on rank 0, reported to the others
+                error, failure = exc, f"{type(exc).__name__}: {exc}"
+        if self.world_size > 1:
+            box = [failure]
+            dist.broadcast_object_list(box, src=0, group=_preparation_group())
+            failure = box[0]
+        if error is not None:
+            raise error
+        if failure is not None:
+            raise BindcoreError(f"rank 0 failed while {what}: {failure}")
+
+
+_PREPARATION_GROUP: Any = None
+
+
+def _preparation_group() -> Any:
+    """A gloo group with a long timeout, made on first use (by every rank, in the same order)."""
+    global _PREPARATION_GROUP
+    if _PREPARATION_GROUP is None:
+        _PREPARATION_GROUP = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=PREPARE_TIMEOUT_S))
+    return _PREPARATION_GROUP
 
 
 def init_distributed(timeout_s: float = 1800.0) -> tuple[int, int]:
@@ -114,16 +147,17 @@ class RunSetup:
             return source
         folder = self.out / ANCHOR_DIR
         meta = self._anchor_meta(source)
-        if _recorded_meta(folder) != meta:
-            if not self.prepare:
+        if not self.prepare:
+            if _recorded_meta(folder) != meta:
                 raise ConfigError(f"{folder} does not hold this recipe's anchor (missing, or made by other "
                                   f"settings): the run did not finish preparing it; train first: "
                                   f"bindcore train RECIPE --out {self.out}")
-            if self.ctx.is_main:
-                self._write_random_init_anchor(source, folder, meta)
-            self.ctx.barrier()  # the other ranks read what rank 0 wrote
-        elif self.ctx.world_size > 1:
-            self.ctx.barrier()  # every rank reaches the same number of barriers
+        else:
+            def prepare() -> None:
+                if _recorded_meta(folder) != meta:
+                    self._write_random_init_anchor(source, folder, meta)
+
+            self.ctx.run_on_main(prepare, f"preparing the anchor in {folder}")  # the others then read it
         return AnchorConfig(model=f"{LOCAL_DIR_PREFIX}{folder.resolve()}")
 
     @cached_property
@@ -133,7 +167,8 @@ class RunSetup:
     def _anchor_meta(self, source: AnchorConfig) -> dict[str, Any]:
         recipe = self.recipe
         return json.loads(json.dumps({
-            "source": source.model_dump(mode="json"), "pretrain": recipe.anchor.pretrain.model_dump(mode="json"),
+            "source": source.model_dump(mode="json", exclude={"cache_dir"}),
+            "pretrain": recipe.anchor.pretrain.model_dump(mode="json"), "pretrain_seed": recipe.run.seed,
             "toy_seed": recipe.data.toy.seed, "image": recipe.anchor.image, "text": recipe.anchor.text,
             "templates": recipe.eval.templates}, default=str))
 
@@ -213,7 +248,7 @@ class RunSetup:
             path = self.out / MODALITIES_DIR / name
             if not path.is_dir():
                 raise ConfigError(f"{path} is missing: the run has not finished training {name}")
-            modules[name] = load_modality(path)
+            modules[name] = load_modality(path).to(self.ctx.device)
         return modules
 
     def source(self, name: str, module: Any, *, split: str = "train") -> PairedSource:
@@ -243,9 +278,9 @@ class RunSetup:
             raise ConfigError(f"{run_dir} is not a bindcore run directory (no recipe.yaml); "
                               f"train first: bindcore train RECIPE --out {run_dir}")
         recipe = load_recipe(recipe_path, check_files=False)
-        original = run_dir / "recipe.source"  # recipe paths are relative to the file the run was started from
-        if original.is_file():
-            recipe = recipe.model_copy(update={"source": Path(original.read_text().strip())})
+        base = run_dir / "recipe.base"  # recipe paths are relative to where the run's recipe was
+        if base.is_file():
+            recipe = recipe.model_copy(update={"source": Path(base.read_text().strip()) / recipe_path.name})
         return cls(recipe, run_dir, log=log, prepare=False)
 
 

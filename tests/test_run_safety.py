@@ -187,8 +187,9 @@ def test_no_resume_moves_the_old_checkpoints_aside_and_never_mixes_runs(stubs, t
     # The new run's checkpoint survives rotation, and only it is there: a rerun resumes the new run.
     assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["checkpoint-00000005.pt"]
     assert load_checkpoint(out / "checkpoints" / "checkpoint-00000005.pt")["step"] == 5
-    (aside,) = out.glob("checkpoints.previous-*")
-    assert {p.name for p in list_checkpoints(aside)} == old
+    (aside,) = out.glob("previous-*")
+    assert {p.name for p in list_checkpoints(aside / "checkpoints")} == old
+    assert (aside / "modalities" / "toya").is_dir()  # the earlier run's weights went aside too, not left to serve
 
 
 def test_another_recipe_is_refused_unless_overwrite(stubs, tmp_path) -> None:

@@ -137,6 +137,8 @@ PLUGIN_AUTHOR_NAMES = [
     "SignalModality", "SignalModalityConfig",
     "PatchEncoder", "ProjectionHead", "Transformer", "fold_clips", "mean_of_clips", "Scene", "CONCEPTS",
     "concept_code", "AnchorConfig", "AnchorTowerModality", "load_modality", "tiny_anchor_config",
+    "generate_scenes", "CLIP_MEAN", "CLIP_STD", "read_npy", "read_gray_image", "as_item_list", "is_path",
+    "require_finite", "check_pixel_count", "describe_item",
 ]
 
 

@@ -163,7 +163,8 @@ def _build_local_dir(config: AnchorConfig) -> tuple[nn.Module, dict[str, Any]]:
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{config_file}: not an open_clip folder config ({type(exc).__name__}: {exc})") from None
     try:
-        model = open_clip.create_model(config.model, pretrained_image=False, pretrained_text=False)
+        model = open_clip.create_model(config.model, pretrained_image=False, pretrained_text=False,
+                                       weights_only=True)
     except Exception as exc:  # a config open_clip rejects, or weights it cannot read (damaged, not safetensors)
         raise ConfigError(f"{config.model}: cannot build the anchor from {folder}: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc

@@ -8,13 +8,15 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bindcore.loss import info_nce_with_stats
 
 
 def pretrain_clip(model: nn.Module, images: Tensor, captions: list[list[Tensor]], *, steps: int, batch_size: int,
                   lr: float, weight_decay: float, warmup_steps: int, seed: int, progress: bool = True) -> nn.Module:
-    """Train ``model`` (an open_clip CLIP) in place with CLIP's loss; ``captions[i]`` are token rows of image i.
+    """Train ``model`` (an open_clip CLIP) in place with CLIP's loss (:func:`bindcore.loss.info_nce_with_stats` with
+    the model's learnable logit scale); ``captions[i]`` are token rows of image i.
 
     AdamW (no decay on gains, biases and embeddings), linear warmup then cosine decay, logit scale clamped at
     100 as CLIP does. Batches are drawn from ``numpy.random.default_rng(seed)``. Returns the model in eval mode.
@@ -39,11 +41,9 @@ def pretrain_clip(model: nn.Module, images: Tensor, captions: list[list[Tensor]]
             group["lr"] = rate
         batch = rng.choice(count, size=min(batch_size, count), replace=False)
         tokens = torch.stack([captions[i][rng.integers(len(captions[i]))] for i in batch])
-        image_features = F.normalize(model.encode_image(images[torch.as_tensor(batch)]), dim=-1)
-        text_features = F.normalize(model.encode_text(tokens), dim=-1)
-        logits = model.logit_scale.exp() * image_features @ text_features.T
-        target = torch.arange(len(batch))
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        # The project's one InfoNCE; never gathered: only one process pretrains.
+        loss = info_nce_with_stats(model.encode_image(images[torch.as_tensor(batch)]), model.encode_text(tokens),
+                                   logit_scale=model.logit_scale.exp(), gather=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

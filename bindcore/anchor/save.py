@@ -22,9 +22,10 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
 
     ``format="file"``: one safetensors file at ``path`` (config ``arch=..., checkpoint=path``);
     ``format="local-dir"``: an open_clip folder with ``open_clip_config.json`` + ``open_clip_model.safetensors``
-    (config ``model="local-dir:path"``); ``extra`` goes into the folder config's ``bindcore`` entry (licence,
-    source, how it was made). ``arch`` is needed when the anchor does not know its own config. Each file is
-    written to a temporary name and renamed, so a reader never sees half a file.
+    (config ``model="local-dir:path"``, replacing an existing folder whole); ``extra`` goes into the folder config's
+    ``bindcore`` entry (licence, source, how it was made). ``arch`` is needed when the anchor does not know its own
+    config. Nothing is ever half-written: the file, or the whole folder, is written under a temporary name and
+    renamed.
     """
     from open_clip import get_model_preprocess_cfg
 
@@ -41,16 +42,17 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
         _replace_with(target, lambda temporary: write_safetensors(temporary, state))
         return AnchorConfig(arch=dict(arch), checkpoint=str(target), seed=seed)
     if format == "local-dir":
-        target.mkdir(parents=True, exist_ok=True)
+        from bindcore.io import atomic_directory
+
         preprocess = {k: v for k, v in dict(get_model_preprocess_cfg(model)).items()
                       if k in ("size", "mode", "mean", "std", "interpolation", "resize_mode", "fill_color")}
         content: dict[str, Any] = {"model_cfg": dict(arch), "preprocess_cfg": _jsonable(preprocess)}
         if extra:
             content["bindcore"] = _jsonable(dict(extra))
-        # Weights first: a folder whose config exists always has the weights that config describes.
-        _replace_with(target / LOCAL_DIR_WEIGHTS, lambda temporary: write_safetensors(temporary, state))
-        text = json.dumps(content, indent=2) + "\n"
-        _replace_with(target / LOCAL_DIR_CONFIG, lambda temporary: temporary.write_text(text))
+        # The whole folder is staged and renamed: a reader never sees new weights beside an old config.
+        with atomic_directory(target, overwrite=True) as staging:
+            write_safetensors(staging / LOCAL_DIR_WEIGHTS, state)
+            (staging / LOCAL_DIR_CONFIG).write_text(json.dumps(content, indent=2) + "\n")
         return AnchorConfig(model=f"{LOCAL_DIR_PREFIX}{target}", seed=seed)
     raise ConfigError(f"unknown anchor save format {format!r}; use 'file' or 'local-dir'")
 

@@ -17,7 +17,8 @@ def register(cli: click.Group) -> None:
     @click.option("--resume", "resume", type=str, default=None,
                   help="Resume from this checkpoint file (default: the run directory's latest, if any).")
     @click.option("--no-resume", is_flag=True,
-                  help="Start over even if the run directory has checkpoints (they are moved aside, not deleted).")
+                  help="Start over even if the run directory has checkpoints (the earlier run's outputs are moved "
+                       "aside to previous-<time>-<id>/, not deleted).")
     @click.option("--overwrite", is_flag=True,
                   help="Replace the run of a different recipe in --out (its checkpoints, weights and logs).")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -52,9 +53,8 @@ def register(cli: click.Group) -> None:
             setup = RunSetup(validated, out, log=click.echo)
             trainer = Trainer(setup, resume=mode, overwrite=overwrite)
             trainer.fit()
-            if validated.eval.enabled and not no_eval and setup.ctx.is_main:
-                evaluate(setup, trainer.modules, log=click.echo)
-            setup.ctx.barrier()
+            if validated.eval.enabled and not no_eval:
+                setup.ctx.run_on_main(lambda: evaluate(setup, trainer.modules, log=click.echo), "evaluating")
         except BindcoreError as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
         click.echo(f"done in {time.perf_counter() - started:.0f}s: {out}", file=sys.stdout)

@@ -204,6 +204,8 @@ class RecipeAnchor(AnchorConfig):
         """The plain :class:`AnchorConfig` of this block; ``resolve`` maps recipe-relative paths to real ones."""
         values = {key: getattr(self, key) for key in AnchorConfig.model_fields}
         if resolve is not None:
+            if values["cache_dir"]:
+                values["cache_dir"] = str(resolve(values["cache_dir"]))
             if values["pretrained"] and looks_like_weights_file(values["pretrained"]):
                 values["pretrained"] = str(resolve(values["pretrained"]))
             if values["checkpoint"]:
@@ -310,9 +312,25 @@ class ValidatedRecipe(BaseModel):
             source = source.model_copy(update={"seed": self.run.seed})
         return source
 
+    #: Settings that change how a run is watched or paced, never what it computes: a resume may change them.
+    UNFINGERPRINTED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "run": ("progress", "tensorboard", "log_every", "threads", "dist_timeout_s", "keep_checkpoints",
+                "checkpoint_every"),
+        "data": ("workers", "prefetch"),
+        "eval": ("*",),
+    }
+
     def fingerprint(self) -> str:
-        """A hash of the validated content; a run directory refuses to resume a different recipe."""
-        text = json.dumps(self.raw, sort_keys=True, default=str)
+        """A hash of what the recipe computes; a run directory refuses to resume a different recipe (changing only
+        logging, pacing or evaluation settings keeps the fingerprint)."""
+        content = json.loads(json.dumps(self.raw, default=str))
+        for block, keys in self.UNFINGERPRINTED.items():
+            if "*" in keys:
+                content.pop(block, None)
+            elif isinstance(content.get(block), dict):
+                for key in keys:
+                    content[block].pop(key, None)
+        text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def resolve(self, path: str) -> Path:

@@ -156,23 +156,33 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return payload
 
 
-def newest_good_checkpoint(directory: Path, warn: Callable[[str], None]) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint of ``directory`` that reads back intact, warning about each newer one that does not.
+def newest_good_checkpoint(directory: Path, warn: Callable[[str], None], *, set_aside: bool = True
+                           ) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete checkpoint of ``directory`` that reads back intact, warning about each newer one that
+    does not (a checkpoint whose record is missing was never finished and is passed over silently).
 
-    None when the directory holds no checkpoint; :class:`CheckpointError` when it holds some and none is good.
+    None when the directory holds no complete checkpoint; :class:`CheckpointError` when it holds some and none is
+    intact. ``set_aside`` (one process of a run: rank 0) renames the damaged ones passed over to ``*.damaged`` once an
+    intact one is found, kept for a look but out of rotation and later resumes. When none is intact nothing is
+    renamed, so a rerun stops with the same error instead of silently starting over.
     """
-    candidates = [p for p in Path(directory).glob("checkpoint-*.pt") if CHECKPOINT_PATTERN.match(p.name)] \
-        if Path(directory).is_dir() else []
-    problems = []
-    for path in sorted(candidates, reverse=True):
+    problems, damaged = [], []
+    for path in reversed(list_checkpoints(directory)):  # complete ones only: a file without its record is unfinished
         try:
-            return path, load_checkpoint(path)
+            payload = load_checkpoint(path)
         except CheckpointError as exc:
             problems.append(str(exc))
+            damaged.append(path)
             warn(f"warning: skipping {exc}; trying an older checkpoint")
+            continue
+        for bad in damaged if set_aside else ():
+            for part in (bad, record_path(bad)):
+                if part.exists():
+                    part.rename(part.with_name(part.name + ".damaged"))
+        return path, payload
     if problems:
         raise CheckpointError(f"no intact checkpoint in {directory}:\n  " + "\n  ".join(problems)
-                              + "\nstart over with --no-resume (the damaged files are moved aside), or restore a "
+                              + "\nstart over with --no-resume (the earlier outputs are moved aside), or restore a "
                                 "checkpoint from a backup")
     return None
 

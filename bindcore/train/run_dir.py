@@ -1,7 +1,8 @@
 """Claiming a run directory before anything is written to it: one run's outputs never mix with another's.
 
-* The same recipe resumes (``--resume auto``), or with ``--no-resume`` starts over after moving the old
-  checkpoints aside to ``checkpoints.previous-<UTC time>/`` (nothing is deleted, nothing is pruned by mistake).
+* The same recipe resumes (``--resume auto``), or with ``--no-resume`` starts over after moving the earlier run's
+  outputs (checkpoints, trained modalities, logs, evaluation) aside to ``previous-<UTC time>-<id>/`` (nothing is
+  deleted, nothing is pruned by mistake, and ``--model RUN`` never serves the earlier run's weights).
 * Another recipe's outputs (or outputs without a recipe record) are refused unless ``--overwrite``, which removes
   what a bindcore run writes there, and only that.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +26,9 @@ FINGERPRINT_FILE = "recipe.fingerprint"
 #: What a run writes into its directory (removed by ``--overwrite``, nothing else). ``anchor/`` and
 #: ``anchor_cache/`` are not here: each records what made it and is rebuilt when that differs (``cache-anchor``
 #: fills them before a run starts).
-RUN_OUTPUTS = ("recipe.yaml", FINGERPRINT_FILE, "recipe.source", CHECKPOINTS_DIR, "modalities", "tensorboard",
-               "metrics.csv", "eval.json", "eval.png", "temperatures.json", "skipped.jsonl")
+RECIPE_FILES = ("recipe.yaml", FINGERPRINT_FILE, "recipe.base")
+RUN_OUTPUTS = (*RECIPE_FILES, CHECKPOINTS_DIR, "modalities", "tensorboard", "metrics.csv", "eval.json", "eval.png",
+               "temperatures.json", "skipped.jsonl")
 
 
 def run_outputs(out: Path) -> list[Path]:
@@ -50,13 +53,27 @@ def claim_run_directory(recipe: ValidatedRecipe, out: Path, *, fresh: bool, over
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         log(f"--overwrite: removed the previous run's outputs from {out}")
     elif fresh and any_checkpoint_files(out / CHECKPOINTS_DIR):
-        aside = out / f"{CHECKPOINTS_DIR}.previous-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-        (out / CHECKPOINTS_DIR).rename(aside)
-        log(f"--no-resume: moved the earlier checkpoints aside to {aside}")
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe.raw, sort_keys=False))
-    marker.write_text(fingerprint + "\n")
-    if recipe.source is not None:  # recipe paths stay relative to the original file
-        (out / "recipe.source").write_text(str(recipe.source) + "\n")
+        aside = out / f"previous-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+        aside.mkdir()
+        for path in existing:
+            if path.name not in RECIPE_FILES:
+                path.rename(aside / path.name)
+        log(f"--no-resume: moved the earlier run's outputs aside to {aside}")
+    _write_text(out / "recipe.yaml", yaml.safe_dump(recipe.raw, sort_keys=False))
+    _write_text(marker, fingerprint + "\n")
+    # Relative paths in the recipe are relative to its file (or, for a recipe given as a mapping, the working
+    # directory): recorded so that `bindcore eval RUN` resolves them the same way.
+    base = recipe.source.parent if recipe.source is not None else Path.cwd()
+    _write_text(out / "recipe.base", str(base.resolve()) + "\n")
 
 
-__all__ = ["CHECKPOINTS_DIR", "RUN_OUTPUTS", "claim_run_directory", "run_outputs"]
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+__all__ = ["CHECKPOINTS_DIR", "RECIPE_FILES", "RUN_OUTPUTS", "claim_run_directory", "run_outputs"]

@@ -110,9 +110,10 @@ class Trainer:
         self.ctx = setup.ctx
         self.resume = resume
         self.step_hook = step_hook
-        if self.ctx.is_main:  # before anything is written: one run's outputs never mix with another's
-            claim_run_directory(self.recipe, self.out, fresh=resume is False, overwrite=overwrite, log=self.ctx.log)
-        self.ctx.barrier()
+        # Before anything is written: one run's outputs never mix with another's.
+        self.ctx.run_on_main(lambda: claim_run_directory(self.recipe, self.out, fresh=resume is False,
+                                                         overwrite=overwrite, log=self.ctx.log),
+                             f"claiming the run directory {self.out}")
         run = self.recipe.run
         self.anchor = setup.anchor
         self.modules = setup.build_modalities()
@@ -179,16 +180,17 @@ class Trainer:
         from bindcore.train.cache import build_anchor_cache
 
         setup = self.setup
-        cache_dir = setup.anchor_cache_dir()
-        if not self.ctx.is_main:
-            self.ctx.barrier()  # rank 0 builds it; the others then find it fresh
-            return build_anchor_cache(self.anchor, source, setup.vision, cache_dir, device=self.ctx.device,
-                                      workers=self.recipe.data.workers)
         started = time.perf_counter()
-        cache = build_anchor_cache(self.anchor, source, setup.vision, cache_dir, device=self.ctx.device,
-                                   workers=self.recipe.data.workers, log=self.ctx.log)
+
+        def build(log: Callable[[str], None]) -> Any:
+            return build_anchor_cache(self.anchor, source, setup.vision, setup.anchor_cache_dir(),
+                                      device=self.ctx.device, workers=self.recipe.data.workers, log=log)
+
+        # Rank 0 embeds the images; the others then find the cache fresh (or, without a shared filesystem, build
+        # their own copy).
+        self.ctx.run_on_main(lambda: build(self.ctx.log), "building the anchor cache")
+        cache = build(lambda _m: None)
         self.ctx.log(f"anchor cache: {cache.path.name} ready ({len(cache)} rows, {time.perf_counter() - started:.1f}s)")
-        self.ctx.barrier()
         return cache
 
     # -- state --------------------------------------------------------------------------------------
@@ -220,7 +222,7 @@ class Trainer:
             resume_from = Path(self.resume)  # the one the user named: no fallback to another
             payload = load_checkpoint(resume_from)
         elif self.resume:
-            found = newest_good_checkpoint(ckpt_dir, warn=ctx.log)
+            found = newest_good_checkpoint(ckpt_dir, warn=ctx.log, set_aside=ctx.is_main)
             resume_from, payload = found if found is not None else (None, None)
         if resume_from is not None:
             start = self.restore(payload)
