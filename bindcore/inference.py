@@ -286,8 +286,12 @@ def _moved_anchor(folder: Path) -> dict[str, Any]:
     recorded = Path(model[len("local-dir:"):])
     if recorded.is_dir():
         return {}
-    # `bindcore convert` writes OUT/anchor beside OUT/<name>; a run directory has RUN/anchor above RUN/modalities.
-    for candidate in (folder.parent / "anchor", folder.parent.parent / "anchor"):
+    # `bindcore convert` writes OUT/anchor beside OUT/<name>; a `bindcore train` run directory has RUN/anchor above
+    # RUN/modalities/<name> (and a RUN/recipe.yaml). Any other grandparent's `anchor` folder is someone else's.
+    candidates = [folder.parent / "anchor"]
+    if folder.parent.name == "modalities" and (folder.parent.parent / "recipe.yaml").is_file():
+        candidates.append(folder.parent.parent / "anchor")
+    for candidate in candidates:
         if (candidate / "open_clip_config.json").is_file():
             return {"anchor": {**anchor, "model": f"local-dir:{candidate.resolve()}"}}
     return {}
@@ -368,18 +372,21 @@ def save_embeddings(path: str | os.PathLike[str], embeddings: Tensor, records: S
     (``row`` is the embedding row, ``null`` for skipped inputs). Returns both paths."""
     import numpy as np
 
-    target = Path(path)
-    array = embeddings.detach().float().cpu()
-    if target.suffix == ".npy":
-        np.save(target, array.numpy())
-    elif target.suffix == ".safetensors":
-        from bindcore.safetensors_io import write_safetensors  # follows the umask (safetensors' save_file does not)
+    from bindcore.io import atomic_file
 
-        write_safetensors(target, {"embeddings": array}, metadata={"modality": modality})
-    else:
+    target = Path(path)
+    if target.suffix not in (".npy", ".safetensors"):
         raise ConfigError(f"{target}: embedding files must end in .npy or .safetensors")
+    array = embeddings.detach().float().cpu()
+    with atomic_file(target) as handle:
+        if target.suffix == ".npy":
+            np.save(handle, array.numpy())
+        else:
+            from bindcore.safetensors_io import write_safetensors  # follows the umask (save_file does not)
+
+            write_safetensors(handle, {"embeddings": array}, metadata={"modality": modality})
     index = Path(index_path) if index_path else index_path_for(target)
-    with open(index, "w", encoding="utf-8") as handle:
+    with atomic_file(index, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps({"modality": modality, **record}, ensure_ascii=False) + "\n")
     return target, index

@@ -1,6 +1,7 @@
 """Saving and loading modalities: a directory with ``bindcore.json`` (modality name, validated config,
 weights licence) and ``model.safetensors``. Written atomically (:func:`atomic_directory`: a temporary sibling
-directory, then a rename), with the permissions the user's umask gives any other file."""
+directory, then a rename), with the permissions the user's umask gives any other file. :func:`atomic_file` does
+the same for one file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bindcore.errors import ConfigError
 
@@ -76,6 +77,36 @@ def atomic_directory(target: str | os.PathLike[str], *, overwrite: bool = False)
         raise
 
 
+def _temporary_sibling(target: Path) -> Path:
+    """A hidden file name next to ``target`` that no other process or call uses: ``.NAME.tmp-PID-UUID8``."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@contextmanager
+def atomic_file(target: str | os.PathLike[str], mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Yield a handle on a hidden temporary file next to ``target``; when the block succeeds, fsync it and
+    ``os.replace`` it onto ``target``.
+
+    If the block raises (or is interrupted), the temporary is removed and ``target`` is left exactly as it was.
+    Parent directories are created. Opened with plain ``open``, so the file gets the mode the umask gives any
+    file (0644 under umask 022). ``mode`` is a write mode (``"wb"``, ``"w"``); ``open_kwargs`` go to ``open``.
+    """
+    if "w" not in mode:
+        raise ValueError(f"atomic_file writes a whole new file: mode must contain 'w', got {mode!r}")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(target)
+    try:
+        with open(temporary, mode.replace("w", "x"), **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str | None = None,
                   source: str | None = None, overwrite: bool = False) -> Path:
     """Write ``modality`` to directory ``path``; refuses to replace an existing one unless ``overwrite``."""
@@ -107,7 +138,16 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not config_path.is_file():
         raise ConfigError(f"{path} is not a saved bindcore modality: {CONFIG_FILE} is missing "
                           f"(write one with Modality.save or `bindcore convert`)")
-    return json.loads(config_path.read_text())
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{config_path} is damaged ({error}); save the modality again (Modality.save or "
+                          f"`bindcore convert`)") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("modality"), str) or \
+            not isinstance(meta.get("config"), dict):
+        raise ConfigError(f"{config_path} lacks the 'modality' name or the 'config' mapping of a saved bindcore "
+                          f"modality; save the modality again (Modality.save or `bindcore convert`)")
+    return meta
 
 
 def warn_if_non_commercial(meta: dict[str, Any], where: str) -> None:
@@ -122,6 +162,7 @@ def warn_if_non_commercial(meta: dict[str, Any], where: str) -> None:
 def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
     """Rebuild a modality saved with :func:`save_modality` (strict weight loading), in eval mode: ready to embed,
     with stochastic depth and dropout off (a trainer switches to train mode itself)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from bindcore.plugins import modality_class
@@ -129,7 +170,21 @@ def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
     meta = read_meta(path)
     cls = modality_class(meta["modality"])
     module = cls(**{**meta["config"], **config_overrides})
-    module.load_state_dict(load_file(str(Path(path) / WEIGHTS_FILE)), strict=True)
+    weights_path = Path(path) / WEIGHTS_FILE
+    again = "save the modality again (Modality.save or `bindcore convert`)"
+    if not weights_path.is_file():
+        raise ConfigError(f"{weights_path} is missing: {path} holds a {CONFIG_FILE} but no weights; {again}")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"{weights_path} is damaged or not a safetensors file ({type(error).__name__}: "
+                          f"{error}); {again}") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ConfigError(f"{weights_path} does not match the {meta['modality']!r} config in {CONFIG_FILE} "
+                          f"({' '.join(str(error).split())}); {again}, or load it with the bindcore/plugin "
+                          f"version that wrote it") from None
     module.weights_license = meta.get("license")
     module.weights_source = meta.get("source")
     warn_if_non_commercial(meta, str(path))

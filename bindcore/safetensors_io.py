@@ -15,6 +15,7 @@ import struct
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
@@ -37,10 +38,11 @@ def _nbytes(tensor: Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
-def write_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, Tensor],
-                      metadata: Mapping[str, str] | None = None) -> Path:
+def write_safetensors(path: str | os.PathLike[str] | BinaryIO, tensors: Mapping[str, Tensor],
+                      metadata: Mapping[str, str] | None = None) -> Path | BinaryIO:
     """Write ``tensors`` (any strides, any device, e.g. memory-mapped views) to ``path`` in safetensors format.
 
+    ``path`` may also be an open binary handle (e.g. from :func:`bindcore.io.atomic_file`); it is returned as is.
     Tensors are written in name order; each is made contiguous on the CPU only while it is written.
     """
     if sys.byteorder != "little":  # safetensors stores little-endian data; we write native bytes
@@ -60,12 +62,19 @@ def write_safetensors(path: str | os.PathLike[str], tensors: Mapping[str, Tensor
         offset += size
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)  # the format pads the header to 8-byte alignment
+    if not isinstance(path, (str, os.PathLike)):
+        _write_payload(path, header_bytes, names, tensors)
+        return path
     target = Path(path)
     with open(target, "wb") as handle:
-        handle.write(struct.pack("<Q", len(header_bytes)))
-        handle.write(header_bytes)
-        for name in names:
-            tensor = tensors[name].detach().to("cpu").contiguous()
-            if tensor.numel():
-                handle.write(tensor.reshape(-1).view(torch.uint8).numpy().data)
+        _write_payload(handle, header_bytes, names, tensors)
     return target
+
+
+def _write_payload(handle: BinaryIO, header_bytes: bytes, names: list[str], tensors: Mapping[str, Tensor]) -> None:
+    handle.write(struct.pack("<Q", len(header_bytes)))
+    handle.write(header_bytes)
+    for name in names:
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        if tensor.numel():
+            handle.write(tensor.reshape(-1).view(torch.uint8).numpy().data)

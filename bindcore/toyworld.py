@@ -7,19 +7,15 @@ scenes through ``Modality.render_toy(scene)``; nothing is downloaded and everyth
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from bindcore.seeds import seed_of
+
 CONCEPTS: tuple[str, ...] = (
     "dog", "car", "rain", "fire", "bird", "train", "bell", "drum", "wind", "engine",
 )
-
-
-def _stable_seed(*parts: object) -> int:
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little")
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class Scene:
 
     def rng(self, salt: str) -> np.random.Generator:
         """A generator private to this scene and ``salt`` (use the modality name), stable across runs."""
-        return np.random.default_rng(_stable_seed("scene", self.seed, salt))
+        return np.random.default_rng(seed_of("scene", self.seed, salt))
 
 
 def concept_code(concept: int, salt: str, size: int) -> np.ndarray:
@@ -48,7 +44,7 @@ def concept_code(concept: int, salt: str, size: int) -> np.ndarray:
 
     The same (concept, salt) always gives the same vector, so renderers of different runs agree.
     """
-    return np.random.default_rng(_stable_seed("concept", concept, salt)).random(size)
+    return np.random.default_rng(seed_of("concept", concept, salt)).random(size)
 
 
 def generate_scenes(count: int, seed: int, *, num_concepts: int = len(CONCEPTS)) -> list[Scene]:

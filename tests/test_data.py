@@ -343,3 +343,37 @@ def test_step_batches_rand_augment_is_a_pure_function_of_seed_and_step():
     assert torch.equal(first[3]["inputs"], again[3]["inputs"])
     assert not torch.equal(first[3]["inputs"], plain[3]["inputs"])
     assert not torch.equal(first[3]["inputs"], first[4]["inputs"])
+
+
+class _CountingSource:
+    """A source whose ``fail_at``-th load raises; records what was loaded and released."""
+
+    def __init__(self, fail_at: int):
+        self.fail_at, self.loaded, self.released = fail_at, [], []
+
+    def __len__(self) -> int:
+        return 10
+
+    def load(self, index, keys=None):
+        if index == self.fail_at:
+            raise OSError(f"item {index}: unreadable")
+        self.loaded.append(index)
+        return {key: np.zeros(16, np.float32) for key in keys}
+
+    def release(self, item):
+        self.released.append(item)
+
+
+@pytest.mark.parametrize("fail_at", [3, 99])
+def test_every_loaded_item_is_released_even_when_a_later_load_fails(fail_at):
+    source = _CountingSource(fail_at)
+    plan = StepPlan([ModalityPlan("m", 10, 5, 1.0, 1)], seed=0)
+    batches = StepBatches(plan, {"m": source}, {"m": make_feature_modality("m")()}, image_preprocessor=None,
+                          augmentations={}, seed=0)
+    if fail_at == 99:
+        assert batches._from_source("m", "m", np.arange(5)).shape[0] == 5
+    else:
+        with pytest.raises(OSError, match="item 3: unreadable"):
+            batches._from_source("m", "m", np.arange(5))
+    assert source.loaded == [i for i in range(5) if i < fail_at]
+    assert len(source.released) == len(source.loaded)

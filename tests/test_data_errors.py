@@ -365,6 +365,34 @@ def test_crafted_member_names_are_refused_naming_shard_and_member(tmp_path, name
     assert not (tmp_path.parent / "escape.image.png").exists()
 
 
+
+def test_a_member_extension_too_long_for_a_file_name_is_refused_naming_shard_and_member(tmp_path, monkeypatch):
+    import errno
+
+    from bindcore.data.sources import MAX_EXTENSION_BYTES, ShardSource
+
+    long_name = "000001.audio." + "x" * 260 + ".wav"  # extracted as "0.audio.xxx…": over 255 bytes
+    shard = _tar(tmp_path / "s.tar", {"000001.image.png": b"img", long_name: b"wav"})
+    with pytest.raises(ConfigError) as info:
+        ShardSource(str(shard), "audio")
+    assert str(info.value).startswith(f"{shard}: member {long_name!r} has an extension of 270 bytes")
+    # a file system with shorter file names than the index allows for: named at extraction
+    fitting = "000001.audio." + "x" * (MAX_EXTENSION_BYTES - 10) + ".wav"
+    shard = _tar(tmp_path / "t.tar", {"000001.image.png": b"img", fitting: b"wav"})
+    source = ShardSource(str(shard), "audio")
+    real_write_bytes = Path.write_bytes
+
+    def short_names(path, data):
+        if len(path.name) > 143:  # e.g. eCryptfs
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+        return real_write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", short_names)
+    with pytest.raises(ConfigError) as info:
+        source.load(0)
+    assert str(info.value).startswith(f"{shard}: member {fitting!r} cannot be extracted")
+
+
 def test_extracted_members_are_removed(tmp_path):
     from bindcore.data.sources import ShardSource
 

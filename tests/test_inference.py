@@ -271,6 +271,67 @@ def test_save_and_load_embeddings_round_trip(tmp_path: Path, suffix: str) -> Non
         save_embeddings(tmp_path / "e.txt", emb, records, modality="points")
 
 
+
+@pytest.mark.parametrize("suffix", [".npy", ".safetensors"])
+def test_a_failed_save_of_embeddings_keeps_the_previous_files(tmp_path: Path, suffix: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = F.normalize(torch.randn(2, 4), dim=-1)
+    path, index = save_embeddings(tmp_path / f"e{suffix}", emb, [{"input": "a", "row": 0}, {"input": "b", "row": 1}],
+                                  modality="points")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    unserialisable = [{"input": "a", "row": 0}, {"input": object(), "row": 1}]  # the index write fails midway
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        save_embeddings(path, emb * -1, unserialisable, modality="points")
+    assert index.read_bytes() == before[index.name]  # the old index, whole
+    assert sorted(before) == sorted(p.name for p in tmp_path.iterdir())  # no temporary left behind
+
+    def half_written(handle: Any, *args: Any, **kwargs: Any) -> None:
+        handle.write(b"\x93NUMPY half")
+        raise OSError("No space left on device")
+
+    path.write_bytes(before[path.name])  # the array itself was replaced by the (complete) new one above
+    monkeypatch.setattr(np, "save", half_written)
+    import bindcore.safetensors_io
+
+    monkeypatch.setattr(bindcore.safetensors_io, "_write_payload", lambda handle, *a: half_written(handle))
+    with pytest.raises(OSError, match="No space left"):
+        save_embeddings(path, emb * -1, [{"input": "a", "row": 0}], modality="points")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # old array and index, no temporary
+
+
+def _saved_with_recorded_anchor(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    meta = {"modality": "vision", "config": {"anchor": {"model": f"local-dir:{folder.parent / 'gone'}"}}}
+    (folder / "bindcore.json").write_text(json.dumps(meta))
+    return folder
+
+
+def _anchor_folder(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "open_clip_config.json").write_text("{}")
+    return path
+
+
+def test_a_moved_anchor_is_found_beside_the_modality_or_above_a_run_directory_only(tmp_path: Path) -> None:
+    from bindcore.inference import _moved_anchor
+
+    # `bindcore convert` output OUT/vision with OUT/anchor
+    converted = _saved_with_recorded_anchor(tmp_path / "out" / "vision")
+    beside = _anchor_folder(tmp_path / "out" / "anchor")
+    assert _moved_anchor(converted) == {"anchor": {"model": f"local-dir:{beside.resolve()}"}}
+    # a convert output whose grandparent holds someone else's anchor folder: left alone
+    unrelated = _anchor_folder(tmp_path / "projects" / "anchor")
+    elsewhere = _saved_with_recorded_anchor(tmp_path / "projects" / "modalities" / "vision")
+    assert _moved_anchor(elsewhere) == {}
+    # ... even beside a folder named "modalities" without a recipe: only a `bindcore train` run directory qualifies
+    (tmp_path / "projects" / "recipe.yaml").write_text("seed: 0\n")
+    assert _moved_anchor(elsewhere) == {"anchor": {"model": f"local-dir:{unrelated.resolve()}"}}
+    plain = _saved_with_recorded_anchor(tmp_path / "other" / "converted" / "vision")
+    _anchor_folder(tmp_path / "other" / "anchor")
+    (tmp_path / "other" / "recipe.yaml").write_text("seed: 0\n")
+    assert _moved_anchor(plain) == {}  # its parent is not RUN/modalities
+
+
 # -- CLI -----------------------------------------------------------------------------------------------
 def _write_points(folder: Path, rows: list[list[float]]) -> list[str]:
     paths = []

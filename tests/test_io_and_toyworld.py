@@ -192,3 +192,73 @@ def test_new_modality_plugin_folder_follows_the_umask(tmp_path, mask, dir_mode):
         os.umask(previous)
     assert stat.S_IMODE(target.stat().st_mode) == dir_mode  # was always 0755 (a chmod of mkdtemp's 0700)
     assert [p.name for p in tmp_path.iterdir()] == ["bind-tactile"]
+
+
+# -- atomic_file -------------------------------------------------------------------------------------------
+def test_atomic_file_that_fails_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    from bindcore.io import atomic_file
+
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="midway"):
+        with atomic_file(target, "w") as handle:
+            handle.write("half of the new")
+            handle.flush()
+            raise RuntimeError("midway")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with atomic_file(tmp_path / "new" / "deeper" / "out.bin") as handle:  # parents are made
+        assert os.path.basename(handle.name).startswith(f".out.bin.tmp-{os.getpid()}-")
+        handle.write(b"\x00new")
+    assert (tmp_path / "new" / "deeper" / "out.bin").read_bytes() == b"\x00new"
+    assert os.listdir(tmp_path / "new" / "deeper") == ["out.bin"]
+
+
+@pytest.mark.parametrize(("mask", "file_mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_atomic_file_follows_the_umask(tmp_path, mask, file_mode):
+    from bindcore.io import atomic_file
+
+    previous = os.umask(mask)
+    try:
+        with atomic_file(tmp_path / "out.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == file_mode
+
+
+# -- damaged saved modalities ------------------------------------------------------------------------------
+def _damage_meta(target, text):
+    (target / "bindcore.json").write_text(text)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda t: _damage_meta(t, "{\"modality\": "), r"bindcore\.json is damaged .*save the modality again"),
+    (lambda t: _damage_meta(t, json.dumps({"config": {}})),
+     r"bindcore\.json lacks the 'modality' name .*save the modality again"),
+    (lambda t: (t / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json"),
+     r"model\.safetensors is damaged or not a safetensors file .*save the modality again"),
+    (lambda t: (t / "model.safetensors").unlink(), r"model\.safetensors is missing: .*save the modality again"),
+    (lambda t: _damage_meta(t, json.dumps({**json.loads((t / "bindcore.json").read_text()),
+                                           "config": {"width": 7, "embed_dim": 3}})),
+     r"model\.safetensors does not match the 'linear' config in bindcore\.json .*size mismatch"),
+])
+def test_a_damaged_saved_modality_raises_a_config_error_naming_the_file(registry, tmp_path, damage, message):
+    target = bindcore.modality("linear", width=5).save(tmp_path / "m")
+    damage(target)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_modality(target)
+    assert str(target) in str(info.value)
+
+
+# -- one seed hash -----------------------------------------------------------------------------------------
+def test_the_seed_hash_is_shared_and_unchanged():
+    from bindcore import toyworld
+    from bindcore.data import plan
+
+    assert plan.seed_of is toyworld.seed_of
+    # values of the two former copies (data.plan.seed_of, toyworld._stable_seed) before they were merged
+    assert plan.seed_of("scene", 0, "train") == 8831983900447399464
+    assert plan.seed_of("concept", "dog", 3) == 15580789891316312796
+    assert plan.seed_of("substitute", 7, "audio", 12, 0) == 2546516504260786657
+    assert plan.seed_of() == 1449310910991872227

@@ -86,6 +86,40 @@ def test_anchor_cache_reused_and_stale_detected(stubs, tmp_path):
     assert build_anchor_cache(anchor, source, vision, tmp_path).path != first.path  # anchor changed → stale
 
 
+
+def test_a_failed_anchor_cache_build_leaves_no_temporary(stubs, tmp_path, monkeypatch):
+    import numpy as np
+
+    from bindcore.anchor import load_anchor
+    from bindcore.data.sources import ToySource
+    from bindcore.testing.stubs import StubVision
+    from bindcore.train.cache import build_anchor_cache
+
+    vision = StubVision(image_size=16)
+    anchor = load_anchor(tiny={"embed_dim": 16, "image_size": 16, "width": 16, "heads": 4, "text_width": 16,
+                               "context_length": 8})
+    source = ToySource(20, 0, {"image": vision})
+    opened, encode, calls = [], anchor.encode_image, []
+    real_open_memmap = np.lib.format.open_memmap
+
+    def open_memmap(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return real_open_memmap(path, *args, **kwargs)
+
+    def failing_second_batch(images):
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return encode(images)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", open_memmap)
+    monkeypatch.setattr(anchor, "encode_image", failing_second_batch)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        build_anchor_cache(anchor, source, vision, tmp_path / "cache", batch_size=8)
+    assert len(opened) == 1 and opened[0].startswith(".anchor-") and f".tmp-{os.getpid()}-" in opened[0]
+    assert [p.name for p in (tmp_path / "cache").rglob("*")] == []  # the half-filled temporary is gone
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(stubs, tmp_path):
     out = tmp_path / "run"
 

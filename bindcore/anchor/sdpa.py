@@ -35,7 +35,7 @@ def has_split_text(model: nn.Module) -> bool:
 
 
 def _blocks_unsupported(transformer: nn.Module) -> str | None:
-    """Why ``transformer``'s blocks cannot run through :func:`_sdpa_blocks` (None: they can)."""
+    """Why ``transformer``'s blocks cannot run through :func:`sdpa_blocks` (None: they can)."""
     from open_clip.transformer import ResidualAttentionBlock, Transformer
 
     if type(transformer) is not Transformer:

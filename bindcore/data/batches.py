@@ -1,9 +1,9 @@
 """Turning the step plan into tensors, inside DataLoader workers.
 
-``StepBatches[global_step]`` loads the planned items, preprocesses them with the plugins (pure functions),
-applies seeded train-time augmentation and returns one batch for one (anchor, modality) pair. Items can
-come from a :class:`Materialized` store (the toy world: rendered and preprocessed once) and the anchor's
-image side from an :class:`~bindcore.train.cache.AnchorCache` (precomputed embeddings).
+``StepBatches[global_step]`` loads the planned items, preprocesses them with the plugins (which may read the
+files items name), applies seeded train-time augmentation and returns one batch for one (anchor, modality) pair.
+Items can come from a :class:`Materialized` store (the toy world: rendered and preprocessed once) and the
+anchor's image side from an :class:`~bindcore.train.cache.AnchorCache` (precomputed embeddings).
 """
 
 from __future__ import annotations
@@ -263,8 +263,10 @@ class StepBatches(Dataset):
 
     def _from_source(self, name: str, key: str, indices: np.ndarray) -> Tensor:
         source = self.sources[name]
-        items = [source.load(int(i), (key,)) for i in indices]
-        try:
+        items: list[dict[str, Any]] = []
+        try:  # also when the k-th load raises: the k items loaded before it are released
+            for index in indices:
+                items.append(source.load(int(index), (key,)))
             return self._preprocessor(name, key).preprocess([item[key] for item in items])
         finally:
             for item in items:

@@ -6,15 +6,12 @@ the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def seed_of(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "little")
+from bindcore.seeds import seed_of
 
 
 @dataclass(frozen=True)

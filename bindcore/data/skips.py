@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bindcore.errors import ConfigError
+from bindcore.io import atomic_file
 
 SKIPPED_FILE = "skipped.jsonl"
 
@@ -44,7 +45,8 @@ class SkippedItems:
                     self.seen.setdefault(record["modality"], set()).add(int(record["index"]))
         if write and path.exists():  # a fresh start, or a resume that replays the steps after its checkpoint
             if kept:
-                path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+                with atomic_file(path, "w") as handle:
+                    handle.writelines(json.dumps(record) + "\n" for record in kept)
             else:
                 path.unlink()
 

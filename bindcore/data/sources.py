@@ -1,10 +1,12 @@
 """Sources of (image, modality) pairs. Each item is a dict of raw inputs that plugins' ``preprocess`` accepts:
-``{"image": ..., "<modality>": ..., "label": int | None}``. Loading is cheap and pure; preprocessing happens
-in DataLoader workers (see :mod:`bindcore.data.batches`)."""
+``{"image": ..., "<modality>": ..., "label": int | None}``. Loading reads only what an item names (a
+:class:`ShardSource` extracts its members to disk, freed by ``release``); preprocessing, which may read the
+files items name, happens in DataLoader workers (see :mod:`bindcore.data.batches`)."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -225,10 +227,16 @@ def expand_shards(pattern: str) -> list[str]:
     return list(braceexpand.braceexpand(pattern))
 
 
+# Extracted members are named "<position>.<ext>" and file names have at most 255 bytes on common file systems:
+# room for a 20-digit position and the dot.
+MAX_EXTENSION_BYTES = 255 - 21
+
+
 def split_member_name(shard: str, name: str) -> tuple[str, str]:
     """``dir.v1/000001.audio.wav`` → (``dir.v1/000001``, ``audio.wav``): WebDataset's rule, the key ends at the first
-    dot of the file name (not of the whole path). Absolute names, ``..`` and names without an extension are refused:
-    extracted members are named by position, never by their (untrusted) member name."""
+    dot of the file name (not of the whole path). Absolute names, ``..`` and names without an extension are refused.
+    Extracted members are named ``<position>.<ext>``: the key never reaches the file system, the extension does (plugins
+    tell formats by it), so one too long for a file name is refused too."""
     parts = [part for part in name.split("/") if part not in ("", ".")]
     odd = next((c for c in name if c in "\\\x00" or not c.isprintable()), None)
     if name.startswith("/") or ".." in parts or odd is not None or not parts:
@@ -240,6 +248,9 @@ def split_member_name(shard: str, name: str) -> tuple[str, str]:
     if not stem or not ext:
         raise ConfigError(f"{shard}: member {name!r} is not named '<key>.<ext>' (e.g. 000001.image.png); "
                           f"rewrite the shard without it")
+    if len(ext.encode()) > MAX_EXTENSION_BYTES:
+        raise ConfigError(f"{shard}: member {name!r} has an extension of {len(ext.encode())} bytes, too long for the "
+                          f"file it is extracted to (at most {MAX_EXTENSION_BYTES}); rename the member in the shard")
     return "/".join([*parts[:-1], stem]), ext
 
 
@@ -326,7 +337,14 @@ class ShardSource(PairedSource):
                 handle.seek(offset)
                 payload = handle.read(size)
             target = folder / f"{index}.{ext}"
-            target.write_bytes(payload)
+            try:
+                target.write_bytes(payload)
+            except OSError as error:  # a file system with shorter names than MAX_EXTENSION_BYTES allows for
+                if error.errno != errno.ENAMETOOLONG:
+                    raise
+                raise ConfigError(f"{self.paths[shard]}: member {self.sample_keys[index][1] + '.' + ext!r} cannot be "
+                                  f"extracted to {target} (file name too long); rename the member in the shard, or "
+                                  f"point TMPDIR at another file system") from None
             item[key] = str(target)
         return item
 

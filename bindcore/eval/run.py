@@ -20,6 +20,7 @@ from bindcore.data.sources import IMAGE_KEY, ToySource
 from bindcore.eval.metrics import arithmetic_top2, class_embeddings, retrieval_recall, zero_shot_top1
 from bindcore.eval.prompts import DEFAULT_TEMPLATES
 from bindcore.eval.report import format_table, save_plot
+from bindcore.io import atomic_file
 from bindcore.run_setup import EVAL_SCENES_OFFSET, RunSetup
 from bindcore.toyworld import CONCEPTS, generate_scenes
 
@@ -106,10 +107,8 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
     log(format_table(result))
     if out is not None:
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        temporary = out / "eval.json.tmp"
-        temporary.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(temporary, out / "eval.json")
+        with atomic_file(out / "eval.json", "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(result, indent=2) + "\n")
         if settings.plot:
             similarity = _concept_similarity(embeddings, labels, classes, bound[:2])
             save_plot(result, similarity, out / "eval.png")

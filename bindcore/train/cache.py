@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.io import atomic_file
 
 
 class AnchorCache:
@@ -75,24 +77,30 @@ def build_anchor_cache(anchor: Any, source: PairedSource, image_preprocessor: An
     if manifest_path.is_file():
         log(f"anchor cache {array_path.name} is stale (anchor, data or preprocessing changed): recomputing")
     array_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = array_path.with_name(array_path.name + ".tmp.npy")
+    # open_memmap takes a path, not a handle: a hidden name unique to this process and call, like atomic_file's.
+    temporary = array_path.with_name(f".{array_path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
     output = None
     loader = torch.utils.data.DataLoader(
         _ImageChunks(source, image_preprocessor, batch_size), batch_size=None, num_workers=workers,
         generator=torch.Generator())
     start = 0
-    for images in loader:
-        embeddings = anchor.encode_image(images.to(device)).float().cpu().numpy()
-        if output is None:
-            output = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
-                                               shape=(len(source), embeddings.shape[1]))
-        output[start:start + len(embeddings)] = embeddings
-        start += len(embeddings)
-    assert output is not None
-    output.flush()
-    del output
-    os.replace(temporary, array_path)
-    manifest_path.write_text(json.dumps({"key": key, "count": len(source)}, indent=2))
+    try:
+        for images in loader:
+            embeddings = anchor.encode_image(images.to(device)).float().cpu().numpy()
+            if output is None:
+                output = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
+                                                   shape=(len(source), embeddings.shape[1]))
+            output[start:start + len(embeddings)] = embeddings
+            start += len(embeddings)
+        assert output is not None
+        output.flush()
+        del output
+        os.replace(temporary, array_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    with atomic_file(manifest_path, "w") as handle:
+        handle.write(json.dumps({"key": key, "count": len(source)}, indent=2))
     return AnchorCache(array_path)
 
 
