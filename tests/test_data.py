@@ -377,3 +377,19 @@ def test_every_loaded_item_is_released_even_when_a_later_load_fails(fail_at):
             batches._from_source("m", "m", np.arange(5))
     assert source.loaded == [i for i in range(5) if i < fail_at]
     assert len(source.released) == len(source.loaded)
+
+
+@pytest.mark.parametrize("fail_at", [3, 99])
+def test_source_chunks_release_every_loaded_item(fail_at):
+    # preprocess_all and the anchor cache read sources through SourceChunks: extracted shard members must not pile up.
+    from bindcore.data.batches import SourceChunks
+
+    source = _CountingSource(fail_at)
+    chunks = SourceChunks(source, "m", make_feature_modality("m")(), chunk=4)
+    if fail_at == 99:
+        assert [chunks[n].shape[0] for n in range(len(chunks))] == [4, 4, 2]
+    else:
+        with pytest.raises(OSError, match="item 3: unreadable"):
+            chunks[0]
+    assert len(source.released) == len(source.loaded) > 0
+

@@ -24,7 +24,10 @@ from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import ConfigError, InputError, describe_item
 
 
-class _Chunks(Dataset):
+class SourceChunks(Dataset):
+    """Item ``n`` = the ``key`` inputs of source items ``n·chunk … (n+1)·chunk - 1``, preprocessed; every item loaded
+    is released afterwards (extracted shard members are deleted), also when a load or the preprocessing fails."""
+
     def __init__(self, source: PairedSource, key: str, preprocessor: Any, chunk: int):
         self.source, self.key, self.preprocessor, self.chunk = source, key, preprocessor, chunk
 
@@ -33,15 +36,20 @@ class _Chunks(Dataset):
 
     def __getitem__(self, number: int) -> Tensor:
         start = number * self.chunk
-        stop = min(len(self.source), start + self.chunk)
-        raw = [self.source.load(i, (self.key,))[self.key] for i in range(start, stop)]
-        return self.preprocessor.preprocess(raw)
+        items: list[dict[str, Any]] = []
+        try:
+            for index in range(start, min(len(self.source), start + self.chunk)):
+                items.append(self.source.load(index, (self.key,)))
+            return self.preprocessor.preprocess([item[self.key] for item in items])
+        finally:
+            for item in items:
+                self.source.release(item)
 
 
 def preprocess_all(source: PairedSource, key: str, preprocessor: Any, *, workers: int = 0,
                    chunk: int = 64) -> Tensor:
     """Every item's ``key`` input, preprocessed (in ``workers`` processes), as one ``(N, ...)`` tensor."""
-    loader = DataLoader(_Chunks(source, key, preprocessor, chunk), batch_size=None, num_workers=workers,
+    loader = DataLoader(SourceChunks(source, key, preprocessor, chunk), batch_size=None, num_workers=workers,
                         generator=torch.Generator())  # own generator: leaves the global RNG untouched
     return torch.cat(list(loader))
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bindcore.data.batches import SourceChunks
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.io import atomic_file
 
@@ -81,7 +82,7 @@ def build_anchor_cache(anchor: Any, source: PairedSource, image_preprocessor: An
     temporary = array_path.with_name(f".{array_path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
     output = None
     loader = torch.utils.data.DataLoader(
-        _ImageChunks(source, image_preprocessor, batch_size), batch_size=None, num_workers=workers,
+        SourceChunks(source, IMAGE_KEY, image_preprocessor, batch_size), batch_size=None, num_workers=workers,
         generator=torch.Generator())
     start = 0
     try:
@@ -103,18 +104,6 @@ def build_anchor_cache(anchor: Any, source: PairedSource, image_preprocessor: An
         handle.write(json.dumps({"key": key, "count": len(source)}, indent=2))
     return AnchorCache(array_path)
 
-
-class _ImageChunks(torch.utils.data.Dataset):
-    def __init__(self, source: PairedSource, preprocessor: Any, chunk: int):
-        self.source, self.preprocessor, self.chunk = source, preprocessor, chunk
-
-    def __len__(self) -> int:
-        return (len(self.source) + self.chunk - 1) // self.chunk
-
-    def __getitem__(self, number: int) -> torch.Tensor:
-        stop = min(len(self.source), (number + 1) * self.chunk)
-        return self.preprocessor.preprocess(
-            [self.source.load(i, (IMAGE_KEY,))[IMAGE_KEY] for i in range(number * self.chunk, stop)])
 
 
 def cache_anchor(setup: Any, *, log: Any = print) -> dict[str, AnchorCache]:
