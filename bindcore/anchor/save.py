@@ -38,8 +38,10 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
     state = {k: v.detach() for k, v in model.state_dict().items()}
     target = Path(path)
     if format == "file":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_with(target, lambda temporary: write_safetensors(temporary, state))
+        from bindcore.io import atomic_file
+
+        with atomic_file(target) as handle:
+            write_safetensors(handle, state)
         return AnchorConfig(arch=dict(arch), checkpoint=str(target), seed=seed)
     if format == "local-dir":
         from bindcore.io import atomic_directory
@@ -55,15 +57,6 @@ def save_anchor(anchor: FrozenAnchor | nn.Module, path: str | os.PathLike[str], 
             (staging / LOCAL_DIR_CONFIG).write_text(json.dumps(content, indent=2) + "\n")
         return AnchorConfig(model=f"{LOCAL_DIR_PREFIX}{target}", seed=seed)
     raise ConfigError(f"unknown anchor save format {format!r}; use 'file' or 'local-dir'")
-
-
-def _replace_with(target: Path, write: Any) -> None:
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _jsonable(value: Any) -> Any:

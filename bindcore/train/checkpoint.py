@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from bindcore.errors import CheckpointError
+from bindcore.io import atomic_file
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 FORMAT = "bindcore-checkpoint/2"
@@ -93,18 +93,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(target: Path, write: Callable[[Any], None]) -> None:
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` and its record (each to a temporary file, fsync, ``os.replace``), then drop old ones.
 
@@ -113,9 +101,11 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: i
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(directory, step)
-    _write_atomically(target, lambda handle: torch.save({"format": FORMAT, **payload}, handle))
+    with atomic_file(target) as handle:  # fsync'ed, then renamed into place
+        torch.save({"format": FORMAT, **payload}, handle)
     record = {"format": FORMAT, "step": step, "bytes": target.stat().st_size, "sha256": _sha256(target)}
-    _write_atomically(record_path(target), lambda handle: handle.write(json.dumps(record, indent=2).encode()))
+    with atomic_file(record_path(target), "w") as handle:
+        handle.write(json.dumps(record, indent=2))
     others = [p for p in list_checkpoints(directory) if p != target]
     for old in others[: max(0, len(others) + 1 - keep)]:
         old.unlink(missing_ok=True)

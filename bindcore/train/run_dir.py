@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from bindcore.errors import RunDirectoryError
+from bindcore.io import atomic_file
 from bindcore.recipe import ValidatedRecipe
 from bindcore.train.checkpoint import any_checkpoint_files
 
@@ -59,21 +60,13 @@ def claim_run_directory(recipe: ValidatedRecipe, out: Path, *, fresh: bool, over
             if path.name not in RECIPE_FILES:
                 path.rename(aside / path.name)
         log(f"--no-resume: moved the earlier run's outputs aside to {aside}")
-    _write_text(out / "recipe.yaml", yaml.safe_dump(recipe.raw, sort_keys=False))
-    _write_text(marker, fingerprint + "\n")
     # Relative paths in the recipe are relative to its file (or, for a recipe given as a mapping, the working
     # directory): recorded so that `bindcore eval RUN` resolves them the same way.
     base = recipe.source.parent if recipe.source is not None else Path.cwd()
-    _write_text(out / "recipe.base", str(base.resolve()) + "\n")
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        temporary.write_text(text)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    for path, text in ((out / "recipe.yaml", yaml.safe_dump(recipe.raw, sort_keys=False)),
+                       (marker, fingerprint + "\n"), (out / "recipe.base", f"{base.resolve()}\n")):
+        with atomic_file(path, "w") as handle:
+            handle.write(text)
 
 
 __all__ = ["CHECKPOINTS_DIR", "RECIPE_FILES", "RUN_OUTPUTS", "claim_run_directory", "run_outputs"]

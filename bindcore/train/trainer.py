@@ -26,6 +26,7 @@ from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_
 from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import ConfigError, NonFiniteError
+from bindcore.io import atomic_file
 from bindcore.loss import InfoNCE
 from bindcore.recipe import ValidatedRecipe
 from bindcore.run_setup import MODALITIES_DIR, RunSetup
@@ -400,7 +401,8 @@ class Trainer:
         for tower in (self.setup.vision, self.setup.text):
             tower.save(folder / tower.name, overwrite=True, source=made_by)
         temperatures = {n: h.temperature() for n, h in self.heads.items()}
-        (self.out / "temperatures.json").write_text(json.dumps(temperatures, indent=2) + "\n")
+        with atomic_file(self.out / "temperatures.json", "w") as handle:
+            handle.write(json.dumps(temperatures, indent=2) + "\n")
 
 
 class _null:
