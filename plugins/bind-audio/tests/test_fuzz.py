@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from bind_audio import AudioArray, AudioModality
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bindcore import BindcoreError
+from bindcore.testing.fuzz import FUZZ, assert_finite_or_typed, check_file, mutated_file
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DTYPES = ("int16", "int32", "uint8", "float16", "float32", "float64", "bool", "complex64")
 RATES = (1, 7, 8000, 11025, 44100, 384_000, 384_001, 10_000_019, 2**31, 0, -8000, 8000.5, math.nan, math.inf)
@@ -41,17 +37,7 @@ def _valid_files() -> dict[str, bytes]:
 
 
 VALID = _valid_files()
-
-
-@st.composite
-def mutated_file(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A valid file with a few bytes overwritten (half of them in the header) and maybe its tail cut off."""
-    suffix = draw(st.sampled_from(sorted(VALID)))
-    data = bytearray(VALID[suffix])
-    positions = st.one_of(st.integers(0, 63), st.integers(0, len(data) - 1))
-    for position, value in draw(st.lists(st.tuples(positions, st.integers(0, 255)), min_size=1, max_size=12)):
-        data[position] = value
-    return suffix, bytes(data[: draw(st.integers(1, len(data)))])
+MUTATED = mutated_file(VALID)
 
 
 arrays = hnp.arrays(dtype=st.sampled_from(DTYPES), shape=st.one_of(
@@ -64,34 +50,16 @@ def audio() -> AudioModality:
     return AudioModality(**TINY).eval()
 
 
-def assert_finite_or_typed(modality: AudioModality, item: object) -> None:
-    """The fuzz property: a finite preprocessed tensor and embedding, or a BindcoreError (never a raw one)."""
-    try:
-        x = modality.preprocess([item])
-    except BindcoreError:
-        return
-    assert torch.isfinite(x).all(), f"non-finite preprocessing of {item!r}"
-    with torch.no_grad():
-        assert torch.isfinite(modality.project(modality.encode(x))).all(), f"non-finite embedding of {item!r}"
-
-
-def _check_file(modality: AudioModality, suffix: str, data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"sound{suffix}"
-        path.write_bytes(data)
-        assert_finite_or_typed(modality, path)
-
-
 @FUZZ
 @given(suffix=st.sampled_from(SUFFIXES), data=st.binary(max_size=1024))
 def test_random_file_bytes(audio: AudioModality, suffix: str, data: bytes) -> None:
-    _check_file(audio, suffix, data)
+    check_file(audio, suffix, data, stem="sound")
 
 
 @FUZZ
-@given(file=mutated_file())
+@given(file=MUTATED)
 def test_mutated_valid_files(audio: AudioModality, file: tuple[str, bytes]) -> None:
-    _check_file(audio, *file)
+    check_file(audio, *file, stem="sound")
 
 
 @FUZZ

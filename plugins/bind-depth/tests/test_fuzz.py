@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import io
 import struct
-import tempfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from bind_depth import DepthInput, DepthModality
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from bindcore import BindcoreError
+from bindcore.testing.fuzz import FUZZ, assert_finite_or_typed, check_file, mutated_file
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SUFFIXES = (".png", ".npy", ".tif", ".jpg", ".pgm")
 DTYPES = ("uint8", "uint16", "int16", "int32", "int64", "float16", "float32", "float64", "bool", "complex64")
 
@@ -35,19 +31,7 @@ def _valid_files() -> dict[str, bytes]:
 
 
 VALID = _valid_files()
-
-
-@st.composite
-def mutated_file(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A valid file with a few bytes overwritten (half of them in the header: sizes, shapes) and maybe its tail
-    cut off."""
-    suffix = draw(st.sampled_from(sorted(VALID)))
-    data = bytearray(VALID[suffix])
-    positions = st.one_of(st.integers(0, 63), st.integers(0, len(data) - 1))
-    for position, value in draw(st.lists(st.tuples(positions, st.integers(0, 255)), min_size=1, max_size=12)):
-        data[position] = value
-    return suffix, bytes(data[: draw(st.integers(1, len(data)))])
-
+MUTATED = mutated_file(VALID)
 
 
 @st.composite
@@ -75,34 +59,16 @@ def depth() -> DepthModality:
     return DepthModality(image_size=32, patch_size=8, width=32, num_layers=1, num_heads=2, embed_dim=16).eval()
 
 
-def assert_finite_or_typed(modality: DepthModality, item: object) -> None:
-    """The fuzz property: a finite preprocessed tensor and embedding, or a BindcoreError (never a raw one)."""
-    try:
-        x = modality.preprocess([item])
-    except BindcoreError:
-        return
-    assert torch.isfinite(x).all(), f"non-finite preprocessing of {item!r}"
-    with torch.no_grad():
-        assert torch.isfinite(modality.project(modality.encode(x))).all(), f"non-finite embedding of {item!r}"
-
-
-def _check_file(modality: DepthModality, suffix: str, data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"depth{suffix}"
-        path.write_bytes(data)
-        assert_finite_or_typed(modality, path)
-
-
 @FUZZ
 @given(suffix=st.sampled_from(SUFFIXES), data=st.binary(max_size=1024))
 def test_random_file_bytes(depth: DepthModality, suffix: str, data: bytes) -> None:
-    _check_file(depth, suffix, data)
+    check_file(depth, suffix, data, stem="depth")
 
 
 @FUZZ
-@given(file=mutated_file())
+@given(file=MUTATED)
 def test_mutated_valid_files(depth: DepthModality, file: tuple[str, bytes]) -> None:
-    _check_file(depth, *file)
+    check_file(depth, *file, stem="depth")
 
 
 @FUZZ
@@ -116,4 +82,4 @@ def test_arrays_of_any_dtype_shape_and_values(depth: DepthModality, array: np.nd
 @FUZZ
 @given(file=header_edited_file())
 def test_valid_files_with_edited_headers(depth: DepthModality, file: tuple[str, bytes]) -> None:
-    _check_file(depth, *file)
+    check_file(depth, *file, stem="depth")

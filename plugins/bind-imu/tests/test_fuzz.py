@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import io
 import math
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from bind_imu import ImuModality, ImuRecording
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bindcore import BindcoreError
+from bindcore.testing.fuzz import FUZZ, assert_finite_or_typed, check_file, mutated_file
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SUFFIXES = (".csv", ".npy")
 DTYPES = ("int16", "int64", "uint8", "float16", "float32", "float64", "bool", "complex64")
 RATES = (1e-310, 5e-324, 1e-3, 1.0, 50.0, 200.0, 400.0, 1e5, 1e300, 0.0, -200.0, math.nan, math.inf)
@@ -37,17 +33,8 @@ def _valid_files() -> dict[str, bytes]:
 
 
 VALID = _valid_files()
-
-
-@st.composite
-def mutated_file(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A valid file with a few bytes overwritten (digits and separators likelier) and maybe its tail cut off."""
-    suffix = draw(st.sampled_from(sorted(VALID)))
-    data = bytearray(VALID[suffix])
-    values = st.one_of(st.sampled_from(b"0123456789.,-e\n"), st.integers(0, 255))
-    for position, value in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), values), min_size=1, max_size=12)):
-        data[position] = value
-    return suffix, bytes(data[: draw(st.integers(1, len(data)))])
+MUTATED = mutated_file(VALID, header_bytes=None,  # digits and separators likelier
+                       values=st.one_of(st.sampled_from(b"0123456789.,-e\n"), st.integers(0, 255)))
 
 
 arrays = hnp.arrays(dtype=st.sampled_from(DTYPES), shape=st.one_of(
@@ -60,34 +47,16 @@ def imu() -> ImuModality:
     return ImuModality(**TINY).eval()
 
 
-def assert_finite_or_typed(modality: ImuModality, item: object) -> None:
-    """The fuzz property: a finite preprocessed tensor and embedding, or a BindcoreError (never a raw one)."""
-    try:
-        x = modality.preprocess([item])
-    except BindcoreError:
-        return
-    assert torch.isfinite(x).all(), f"non-finite preprocessing of {item!r}"
-    with torch.no_grad():
-        assert torch.isfinite(modality.project(modality.encode(x))).all(), f"non-finite embedding of {item!r}"
-
-
-def _check_file(modality: ImuModality, suffix: str, data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"imu{suffix}"
-        path.write_bytes(data)
-        assert_finite_or_typed(modality, path)
-
-
 @FUZZ
 @given(suffix=st.sampled_from(SUFFIXES), data=st.binary(max_size=1024))
 def test_random_file_bytes(imu: ImuModality, suffix: str, data: bytes) -> None:
-    _check_file(imu, suffix, data)
+    check_file(imu, suffix, data, stem="imu")
 
 
 @FUZZ
-@given(file=mutated_file())
+@given(file=MUTATED)
 def test_mutated_valid_files(imu: ImuModality, file: tuple[str, bytes]) -> None:
-    _check_file(imu, *file)
+    check_file(imu, *file, stem="imu")
 
 
 @FUZZ
