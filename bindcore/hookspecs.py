@@ -25,3 +25,9 @@ def register_commands(cli: Any) -> None:
     both are reported by ``bindcore plugins``. The hook runs only when a command that is not built in is invoked
     (and for ``bindcore plugins``), so plugin commands do not appear in ``bindcore --help``.
     """
+
+
+@hookspec
+def register_benchmarks(register: Callable[[Any], None]) -> None:
+    """Call ``register(bindcore.eval.benchmarks.spec.Benchmark(...))`` once per benchmark this plugin provides
+    (``bindcore benchmark --list`` shows them). A name another plugin already registered is refused."""

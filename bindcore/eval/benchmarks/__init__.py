@@ -1,0 +1,1 @@
+"""Benchmarks on published datasets: the spec, the built-in generic ones, the runner (``bindcore benchmark``)."""
