@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 from bindcore.errors import InputError
 from bindcore.eval.benchmarks.spec import Benchmark, Classification, NoOptions, Problem
 
@@ -79,3 +81,21 @@ ESC50 = Benchmark(
     read=read_esc50, paper={"top1": 0.669}, paper_source="ImageBind Table 2 (ViT-H, emergent)")
 
 BENCHMARKS = (ESC50,)
+
+
+def write_esc50_layout(root: Path, clips: list[tuple[np.ndarray, int]], targets: list[int],
+                       categories: list[str], folds: list[int]) -> Path:
+    """Write ``clips`` (``(channels, samples)`` float32 waveforms with their rates) in ESC-50's published layout
+    under ``root`` (tests and benchmarks: the toy world rendered as ESC-50). Float WAV keeps the samples exact.
+    File names follow ESC-50's ``{fold}-{source id}-{take}-{target}.wav``."""
+    import soundfile as sf
+
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "meta").mkdir(exist_ok=True)
+    lines = ["filename,fold,target,category,esc10,src_file,take"]
+    for index, ((samples, rate), target, fold) in enumerate(zip(clips, targets, folds, strict=True)):
+        filename = f"{fold}-{100000 + index}-A-{target}.wav"
+        sf.write(str(root / "audio" / filename), np.asarray(samples).T, rate, subtype="FLOAT")
+        lines.append(f"{filename},{fold},{target},{categories[target].replace(' ', '_')},False,{100000 + index},A")
+    (root / ESC50_META).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
