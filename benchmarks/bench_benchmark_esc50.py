@@ -78,7 +78,8 @@ def main() -> None:
     print(json.dumps({"clips": args.clips, "seconds": [round(t, 2) for t in times],
                       "clips_per_s": round(args.clips / best, 2),
                       "cpu_seconds_per_clip": round(min(cpu_times) / args.clips, 3),
-                      "load_average_1min": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)}, "batch_size": args.batch_size,
+                      "load_average_1min": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
+                      "batch_size": args.batch_size,
                       "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                       "machine": platform.processor() or platform.machine()}, indent=2))
 
