@@ -31,7 +31,7 @@ def _require(path: Path, what: str, fix: str) -> Path:
 
 def _rows(path: Path, delimiter: str = ",", skip_comments: bool = False) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of a CSV file; blank lines skipped, ``#`` lines too when asked (AudioSet)."""
-    with path.open(newline="", encoding="utf-8") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:  # Excel-saved lists start with a BOM
         reader = csv.reader(file, delimiter=delimiter, skipinitialspace=True)
         for fields in reader:
             if not fields or all(not f.strip() for f in fields):
@@ -106,7 +106,7 @@ def read_audiocaps(root: Path, options: AudioCapsOptions) -> Retrieval:
     path = _require(Path(options.test_list), "AudioCaps test list",
                     fix="pass -o test_list PATH (AudioCaps' test.csv columns or a TSV with audio and text)")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(encoding="utf-8") as file:
+    with path.open(encoding="utf-8-sig") as file:
         first = file.readline()
     by_path = "audio" in first.strip().split(delimiter) and "text" in first.strip().split(delimiter)
     rows = _rows(path, delimiter)
