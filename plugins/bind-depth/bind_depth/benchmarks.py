@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bind_depth.datasets import sunrgbd
 from bindcore.errors import InputError
@@ -37,6 +37,13 @@ class SunRgbdOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     split_file: Path | None = None
     raw_depth: bool = False
+    classes: list[str] | None = Field(None, min_length=2, description="scene names to classify (as scene.txt "
+                                      "writes them); default: the paper's 19 classes")
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:  # -o classes a,b,c on the command line
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
 
 class NyuOptions(BaseModel):
@@ -56,11 +63,12 @@ def read_sunrgbd(root: Path, options: SunRgbdOptions) -> Classification:
     """SUN RGB-D's test split (``alltest`` of the toolbox's allsplit.mat), keeping the frames of the 19 scene
     classes (ImageBind: 4,660 test images); frames of other scenes are outside the task, not problems."""
     found = sunrgbd.scan(root, "test", split_file=options.split_file, prefer_infilled=not options.raw_depth)
-    index = {name: i for i, name in enumerate(sunrgbd.SCENE_CLASSES)}
+    classes = tuple(options.classes) if options.classes is not None else sunrgbd.SCENE_CLASSES
+    index = {name: i for i, name in enumerate(classes)}
     kept = [record for record in found.records if record.scene in index]
     return Classification(items=[record.depth_input() for record in kept],
                           labels=[index[record.scene] for record in kept],
-                          class_names=[[_prompt_name(name)] for name in sunrgbd.SCENE_CLASSES],
+                          class_names=[[_prompt_name(name)] for name in classes], class_labels=list(classes),
                           sources=[record.name for record in kept], problems=found.problems)
 
 
@@ -96,7 +104,8 @@ def read_nyud(root: Path, options: NyuOptions) -> Classification:
     class_of.update({name: len(NYU_NAMED_CLASSES) for name in NYU_OTHER})
     data = Classification(items=[], labels=[], sources=[], problems=[],
                           class_names=[[_prompt_name(n)] for n in NYU_NAMED_CLASSES]
-                          + [[_prompt_name(n) for n in NYU_OTHER]])
+                          + [[_prompt_name(n) for n in NYU_OTHER]],
+                          class_labels=[*NYU_NAMED_CLASSES, "other"])
     for position, frame in enumerate(frames):
         name = f"kv1/NYUdata/NYU{frame:04d}"
         where = f"{splits.name} testNdxs[{position}]: {name}"

@@ -30,8 +30,8 @@ def read_llvip(root: Path, options: LlvipOptions) -> Classification:
     """The test split's person crops (label 0) and as many same-size background crops (label 1)."""
     found = llvip.person_and_background_crops(root, "test", seed=options.seed)
     return Classification(items=found.crops, labels=found.labels,
-                          class_names=[list(PERSON_NAMES), list(BACKGROUND_NAMES)], sources=found.sources,
-                          problems=found.problems)
+                          class_names=[list(PERSON_NAMES), list(BACKGROUND_NAMES)],
+                          class_labels=["person", "background"], sources=found.sources, problems=found.problems)
 
 
 LLVIP = Benchmark(
