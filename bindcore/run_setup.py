@@ -261,6 +261,10 @@ class RunSetup:
             return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module})
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
+        if block.data.mode == "stream":
+            from bindcore.data.stream import open_stream
+
+            return open_stream(name, block, self.recipe.source)
         return ShardSource(str(self.recipe.resolve(block.data.shards or "")), name)
 
     def anchor_cache_dir(self) -> Path:

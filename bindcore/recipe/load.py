@@ -81,6 +81,11 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
             count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
             where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind == "webdataset" and data.shards and data.mode == "stream":
+        from bindcore.data.stream import check_stream
+
+        count, summary = check_stream(name, block, source, problems)
+        where = f"the streamed shards {data.shards}"
     elif data.kind == "webdataset" and data.shards:
         shards = expand_shards(str(resolve_path(source, data.shards)))
         missing = [p for p in shards if not Path(p).is_file()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -141,8 +142,16 @@ class ModalityData(_Strict):
 
     kind: Literal["toy", "manifest", "webdataset"] = "toy"
     manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path}")
-    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar")
-    num_items: int | None = Field(None, ge=1, description="items in the shards (needed to plan epochs)")
+    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar; "
+                                                 "with mode 'stream' also pipe: commands and URLs")
+    mode: Literal["index", "stream"] = Field(
+        "index", description="webdataset: 'index' reads every shard's member list up front (random access, small "
+                             "data); 'stream' reads shards sequentially, shuffled by shard and within a buffer")
+    index: str | None = Field(None, description="mode 'stream': the shard index (samples per shard) that plans an "
+                                                "epoch; default SHARD_FOLDER/index.json (bindcore shard writes it)")
+    shuffle_buffer: int = Field(1000, ge=1, description="mode 'stream': samples shuffled together")
+    num_items: int | None = Field(None, ge=1, description="deprecated and ignored: the item count comes from the "
+                                                          "shards (index mode) or the shard index (stream mode)")
     on_error: Literal["fail", "skip"] = Field(
         "fail", description="an item whose files cannot be read or preprocessed: 'fail' stops the run naming it; "
                             "'skip' replaces it by a seeded substitute, logs it and lists it in RUN/skipped.jsonl")
@@ -163,8 +172,12 @@ class ModalityData(_Strict):
     def _check(self) -> ModalityData:
         if self.kind == "manifest" and not self.manifest:
             raise ValueError("kind 'manifest' needs a 'manifest' path")
-        if self.kind == "webdataset" and not (self.shards and self.num_items):
-            raise ValueError("kind 'webdataset' needs 'shards' and 'num_items'")
+        if self.kind == "webdataset" and not self.shards:
+            raise ValueError("kind 'webdataset' needs 'shards' (a shard pattern, e.g. data/a-{000..009}.tar)")
+        if self.num_items is not None:
+            warnings.warn("modalities.<name>.data.num_items is deprecated and ignored: the item count comes from "
+                          "the shards (mode: index) or their shard index (mode: stream); remove it",
+                          FutureWarning, stacklevel=2)
         return self
 
 

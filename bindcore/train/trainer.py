@@ -25,6 +25,7 @@ from bindcore.data.batches import Materialized, StepBatches, preprocess_all, rai
 from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_of
 from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.data.stream import modality_plan
 from bindcore.errors import ConfigError, NonFiniteError
 from bindcore.io import atomic_file
 from bindcore.loss import InfoNCE
@@ -154,8 +155,7 @@ class Trainer:
             too_large = batch_size_problem(name, global_batch, len(source), f"its {block.data.kind} data")
             if too_large:
                 raise ConfigError(too_large)
-            plans.append(ModalityPlan(name, len(source), global_batch, block.train.replication, block.train.epochs,
-                                      block.train.max_steps))
+            plans.append(modality_plan(name, source, block, world_size=ctx.world_size, workers=workers))
             if block.data.kind == "toy":  # small and in memory: render + preprocess once
                 started = time.perf_counter()
                 stores[(name, name)] = Materialized(
