@@ -319,6 +319,30 @@ def open_stream(name: str, block: Any, recipe_file: Path | None) -> StreamSource
                         read_ahead=read_ahead)
 
 
+def open_webdataset(name: str, block: Any, recipe_file: Path | None, module: Any = None) -> PairedSource:
+    """The source of a ``kind: webdataset`` modality: streamed (``mode: stream``) or indexed up front. Shards
+    whose index says they hold preprocessed tensors are checked against ``module``'s config and marked
+    ``preprocessed`` (training then loads the tensors instead of preprocessing)."""
+    from bindcore.data.shard import check_preprocessing
+    from bindcore.data.sources import ShardSource
+    from bindcore.recipe.schema import resolve_path
+
+    where = f"modalities.{name}.data"
+    source: PairedSource
+    if block.data.mode == "stream":
+        source = open_stream(name, block, recipe_file)
+        index: ShardIndex | None = source.index
+    else:
+        source = ShardSource(str(resolve_path(recipe_file, block.data.shards or "")), name)
+        path = index_path(block.data, recipe_file)
+        index = ShardIndex.load(path) if path.is_file() else None
+    if index is not None and index.preprocessed:
+        if module is not None:
+            check_preprocessing(index, module, where)
+        source.preprocessed = True
+    return source
+
+
 def check_stream(name: str, block: Any, recipe_file: Path | None, problems: list[str]) -> tuple[int | None, str | None]:
     """``bindcore train --check`` of a streamed modality: its shard index lists every shard of the pattern and
     every local shard exists (the shards themselves are not read). Returns (sample count, summary line)."""

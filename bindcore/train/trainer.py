@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all, raise_bad_item
 from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_of
+from bindcore.data.shard import input_preprocessor
 from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.data.stream import modality_plan
@@ -172,7 +173,8 @@ class Trainer:
         self.plan = StepPlan(plans, recipe.run.seed, recipe.run.schedule)
         augmentations = {n: b.train.augmentation for n, b in recipe.modalities.items()
                          if any(v for v in b.train.augmentation.model_dump().values())}
-        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=setup.vision,
+        preprocessors = {n: input_preprocessor(self.sources[n], m) for n, m in self.modules.items()}
+        self.batches = StepBatches(self.plan, self.sources, preprocessors, image_preprocessor=setup.vision,
                                    augmentations=augmentations, seed=recipe.run.seed, stores=stores,
                                    anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size,
                                    on_error={n: b.data.on_error for n, b in recipe.modalities.items()})
