@@ -261,6 +261,10 @@ class RunSetup:
             return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module})
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
+        if block.data.kind == "video":
+            from bindcore.data.video import VideoSource
+
+            return VideoSource.from_data(name, block.data, self.recipe.source, module, self.recipe.run.seed)
         from bindcore.data.stream import open_webdataset
 
         return open_webdataset(name, block, self.recipe.source, module)

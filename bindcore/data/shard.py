@@ -63,8 +63,22 @@ def encode_raw(value: Any, what: str) -> tuple[str, bytes]:
     if isinstance(value, (str, Path)) and Path(value).is_file():
         suffix = "".join(Path(value).suffixes[-1:]).lstrip(".").lower() or "bin"
         return suffix, Path(value).read_bytes()
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int):  # (samples, sample rate)
+        import soundfile
+
+        buffer = io.BytesIO()
+        samples = np.asarray(value[0], dtype=np.float32)
+        soundfile.write(buffer, samples.T if samples.ndim == 2 else samples, value[1], format="WAV",
+                        subtype="FLOAT")  # 32-bit float: the samples come back exactly
+        return "wav", buffer.getvalue()
     if isinstance(value, Tensor):
         value = value.numpy()
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 3 and value.shape[2] in (1, 3):
+        from PIL import Image  # an RGB (or grey) frame: PNG is lossless and every image plugin reads it
+
+        buffer = io.BytesIO()
+        Image.fromarray(value[..., 0] if value.shape[2] == 1 else value).save(buffer, format="PNG")
+        return "png", buffer.getvalue()
     if isinstance(value, np.ndarray):
         return "npy", _npy(value)
     if hasattr(value, "save") and hasattr(value, "mode"):  # a PIL image

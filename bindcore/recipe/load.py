@@ -81,6 +81,11 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
             count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
             where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind == "video":
+        from bindcore.data.video import check_videos
+
+        count, summary = check_videos(name, block, recipe.run.seed, source, problems)
+        where = f"the videos of {data.root or data.manifest}"
     elif data.kind == "webdataset" and data.shards and data.mode == "stream":
         from bindcore.data.stream import check_stream
 

@@ -140,8 +140,13 @@ class TrainSettings(_Strict):
 class ModalityData(_Strict):
     """Where a modality's (image, modality) pairs come from."""
 
-    kind: Literal["toy", "manifest", "webdataset"] = "toy"
-    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path}")
+    kind: Literal["toy", "manifest", "webdataset", "video"] = "toy"
+    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path} (kind "
+                                                    "video: rows {'video': path})")
+    root: str | None = Field(None, description="kind video: a folder; every video file under it is used")
+    clip_seconds: float | None = Field(None, gt=0, description="kind video: seconds of the modality around each "
+                                                               "frame (default: the modality's clip_duration)")
+    clips_per_video: int = Field(1, ge=1, description="kind video: items per video, each at its own seeded time")
     shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar; "
                                                  "with mode 'stream' also pipe: commands and URLs")
     mode: Literal["index", "stream"] = Field(
@@ -172,6 +177,9 @@ class ModalityData(_Strict):
     def _check(self) -> ModalityData:
         if self.kind == "manifest" and not self.manifest:
             raise ValueError("kind 'manifest' needs a 'manifest' path")
+        if self.kind == "video" and bool(self.root) == bool(self.manifest):
+            raise ValueError("kind 'video' needs either 'root' (a folder of videos) or 'manifest' (rows {'video': "
+                             "path})")
         if self.kind == "webdataset" and not self.shards:
             raise ValueError("kind 'webdataset' needs 'shards' (a shard pattern, e.g. data/a-{000..009}.tar)")
         if self.num_items is not None:

@@ -353,6 +353,8 @@ class Trainer:
         self.skipped = SkippedItems(self.out / SKIPPED_FILE, {n: (b.data.max_skipped, len(self.sources[n]))
                                                               for n, b in self.recipe.modalities.items()},
                                     log=self.ctx.log, write=self.ctx.is_main, resume_step=start)
+        for name, source in sorted(self.sources.items()):  # inputs a source left out (videos without sound, ...)
+            self.skipped.note_unusable(name, getattr(source, "unusable", []), getattr(source, "inputs_total", 0))
         if not self.ctx.is_main:
             return
         path = self.out / "metrics.csv"
