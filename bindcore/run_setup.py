@@ -261,6 +261,10 @@ class RunSetup:
             return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module})
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
+        if block.data.kind not in ("manifest", "webdataset", "video"):
+            from bindcore.data.kinds import build_plugin_source
+
+            return build_plugin_source(name, block.data, self.recipe.source, module, self.recipe.run.seed)
         if block.data.kind == "video":
             from bindcore.data.video import VideoSource
 

@@ -88,6 +88,20 @@ def build_plugin_source(name: str, data: Any, recipe_file: Path | None, module: 
     return kinds[data.kind].build(request)
 
 
+def check_plugin_source(name: str, block: Any, seed: int, recipe_file: Path | None,
+                        problems: list[str]) -> tuple[int | None, str | None]:
+    """``bindcore train --check`` of a plugin kind: builds its source (the plugin reads the tree's listing)."""
+    prefix = f"modalities.{name}.data"
+    try:
+        source = build_plugin_source(name, block.data, recipe_file, block, seed)
+    except Exception as error:  # a plugin's reader: ConfigError, InputError or its own; named, not raised
+        problems.append(f"{prefix}: {error}")
+        return None, None
+    unusable = getattr(source, "unusable", [])
+    left_out = f", {len(unusable)} listed inputs left out" if unusable else ""
+    return len(source), f"{prefix}: {len(source)} {block.data.kind} pairs listed{left_out}"
+
+
 @dataclass
 class ListedSource(PairedSource):
     """Pairs listed up front: ``items[n]`` holds ``image`` and the modality's raw input (file paths, or objects the

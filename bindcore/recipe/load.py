@@ -81,6 +81,11 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
             count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
             where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind not in ("manifest", "webdataset", "video"):
+        from bindcore.data.kinds import check_plugin_source
+
+        count, summary = check_plugin_source(name, block, recipe.run.seed, source, problems)
+        where = f"the {data.kind} tree {data.root}"
     elif data.kind == "video":
         from bindcore.data.video import check_videos
 
@@ -169,6 +174,12 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
                 continue
             train = _validate(TrainSettings, block.get("train") or {}, f"{prefix}.train", problems)
             data = _validate(ModalityData, block.get("data") or {}, f"{prefix}.data", problems)
+            if data is not None:
+                from bindcore.data.kinds import BUILTIN_KINDS, data_kinds, unknown_kind_message
+
+                if data.kind not in BUILTIN_KINDS and data.kind not in data_kinds():
+                    problems.append(f"{prefix}.data.kind: {unknown_kind_message(data.kind)}")
+                    data = None
             options = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
             if train is not None and train.drop_path is not None:
                 options = _with_drop_path(cls.Config, options, train.drop_path)

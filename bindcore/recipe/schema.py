@@ -140,10 +140,14 @@ class TrainSettings(_Strict):
 class ModalityData(_Strict):
     """Where a modality's (image, modality) pairs come from."""
 
-    kind: Literal["toy", "manifest", "webdataset", "video"] = "toy"
+    kind: str = Field("toy", description="toy | manifest | webdataset | video, or a kind a plugin provides "
+                                         "(sunrgbd: bind-depth, llvip: bind-thermal); checked in the second stage")
     manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path} (kind "
                                                     "video: rows {'video': path})")
-    root: str | None = Field(None, description="kind video: a folder; every video file under it is used")
+    root: str | None = Field(None, description="kind video: a folder; every video file under it is used; "
+                                               "a plugin's kind: the dataset's tree")
+    split: str | None = Field(None, description="a plugin's kind: the split of the tree (train, test, ...)")
+    options: dict[str, Any] = Field(default_factory=dict, description="a plugin's kind: its own options")
     clip_seconds: float | None = Field(None, gt=0, description="kind video: seconds of the modality around each "
                                                                "frame (default: the modality's clip_duration)")
     clips_per_video: int = Field(1, ge=1, description="kind video: items per video, each at its own seeded time")
