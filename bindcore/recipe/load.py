@@ -63,16 +63,19 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
     data, prefix = block.data, f"modalities.{name}.data"
     count: int | None = None
     summary: str | None = None
+    for field in ("manifest", "shards", "root", "index"):
+        value = getattr(data, field)
+        unset = unset_variables(value) if value else []
+        if unset:
+            problems.append(f"{prefix}.{field}: {value} uses the environment variable {', '.join(unset)}, "
+                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
+            return None
     if data.kind == "toy":
         count = recipe.data.toy.train_scenes
         where, summary = "the toy world (data.toy.train_scenes)", f"{prefix}: {count} toy scenes"
     elif data.kind == "manifest" and data.manifest:
         path = resolve_path(source, data.manifest)
-        unset = unset_variables(data.manifest)
-        if unset:
-            problems.append(f"{prefix}.manifest: {data.manifest} uses the environment variable {', '.join(unset)}, "
-                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
-        elif not path.is_file():
+        if not path.is_file():
             problems.append(f"{prefix}.manifest: file not found: {path} "
                             f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
         else:
