@@ -227,3 +227,26 @@ def test_sigkill_mid_epoch_then_resume_over_streamed_shards_is_bit_identical(tmp
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), f"toya.{key} differs after resume"
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, source, ordinals):
+        self.source, self.ordinals = source, ordinals
+
+    def __len__(self) -> int:
+        return len(self.ordinals)
+
+    def __getitem__(self, number: int):
+        return _read(self.source, [self.ordinals[number]])[0]
+
+
+def test_a_forked_worker_opens_its_own_streams_leaving_its_parents_intact(tmp_path):
+    paths = write_shards(tmp_path / "data", shards=2, per_shard=40)
+    source = StreamSource([str(p) for p in paths], ShardIndex.load(tmp_path / "data" / INDEX_FILE), "toya",
+                          read_ahead=4)
+    expected = _read(ShardSource(str(tmp_path / "data" / "pairs-{000..001}.tar"), "toya"), range(80))
+    assert _read(source, range(5)) == expected[:5]  # the parent now holds an open stream, positioned at 5
+    loader = torch.utils.data.DataLoader(_Items(source, list(range(5, 80))), batch_size=None, num_workers=1,
+                                         multiprocessing_context="fork")
+    assert [tuple(pair) for pair in loader] == expected[5:]  # (the loader turns tuples into lists)
+    assert _read(source, range(5, 80)) == expected[5:]  # the parent's stream was not moved by the worker

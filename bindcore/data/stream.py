@@ -163,6 +163,7 @@ class StreamSource(PairedSource):
         self.opened = 0
         self._readers: OrderedDict[int, _Reader] = OrderedDict()
         self._buffer: OrderedDict[int, tuple[str, dict[str, bytes]]] = OrderedDict()
+        self._pid = os.getpid()
         self._tmp = tempfile.mkdtemp(prefix="bindcore-stream-")
         self._finalizer = weakref.finalize(self, _remove_tree, self._tmp, os.getpid())
 
@@ -202,6 +203,8 @@ class StreamSource(PairedSource):
 
     def sample(self, ordinal: int) -> tuple[str, dict[str, bytes]]:
         """(sample key, {extension: bytes}) of ``ordinal``, reading its shard forward as far as needed."""
+        if self._pid != os.getpid():  # a forked worker: its parent's open streams are not its own (never close them)
+            self._readers, self._buffer, self.opened, self._pid = OrderedDict(), OrderedDict(), 0, os.getpid()
         if ordinal in self._buffer:
             return self._buffer[ordinal]
         shard, position = self.locate(ordinal)
