@@ -91,6 +91,8 @@ def test_frames_and_clips_come_from_a_seeded_time_and_bad_videos_are_listed(tmp_
         assert np.array_equal(frame, decoded_frames(video.path)[int(t * FPS)])  # the frame shown at t
         samples, rate = item["audio"]
         assert rate == RATE and samples.shape == (1, RATE)
+        alone = {key: source.load(index, (key,))[key] for key in ("audio", "image")}  # as batches load them
+        assert np.array_equal(alone["image"], frame) and np.array_equal(alone["audio"][0], samples)
         if video.path.endswith(".mkv"):  # lossless FLAC: the sine from t - 0.5 s to t + 0.5 s
             frequency = 440 if "one" in video.path else 660
             expected = tone(frequency, 5.0)[round((t - 0.5) * RATE):][:RATE]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,43 +75,38 @@ def list_videos(root: Path) -> list[str]:
     return sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
 
 
-def read_frame(path: str, t: float) -> np.ndarray:
-    """The RGB frame shown at ``t`` seconds: the last one starting at or before ``t``."""
+def _frame_from(container: Any, path: str, t: float) -> np.ndarray:
+    stream = container.streams.video[0]
+    container.seek(max(0, int(t / stream.time_base)), stream=stream, backward=True, any_frame=False)
+    chosen = None
+    for frame in container.decode(stream):
+        if frame.time is not None and frame.time > t + 1e-6 and chosen is not None:
+            break
+        chosen = frame
+    if chosen is None:
+        raise InputError(path, f"no video frame at {t:.3f} s", fix="re-encode the video")
+    return chosen.to_ndarray(format="rgb24")
+
+
+def _audio_from(container: Any, path: str, start: float, stop: float) -> tuple[np.ndarray, int]:
     import av
 
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        container.seek(max(0, int(t / stream.time_base)), stream=stream, backward=True, any_frame=False)
-        chosen = None
-        for frame in container.decode(stream):
-            if frame.time is not None and frame.time > t + 1e-6 and chosen is not None:
-                break
-            chosen = frame
-        if chosen is None:
-            raise InputError(path, f"no video frame at {t:.3f} s", fix="re-encode the video")
-        return chosen.to_ndarray(format="rgb24")
-
-
-def read_audio(path: str, start: float, stop: float) -> tuple[np.ndarray, int]:
-    """``(samples (channels, n) float32, sample_rate)`` of the audio in ``[start, stop)`` seconds."""
-    import av
-
-    with av.open(path) as container:
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
-        resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
-        container.seek(max(0, int(start / stream.time_base)), stream=stream, backward=True, any_frame=False)
-        first_sample, want = round(start * rate), round((stop - start) * rate)
-        pieces, begin = [], None
-        for frame in container.decode(stream):
-            for converted in resampler.resample(frame):
-                position = round(float(converted.pts * converted.time_base) * rate) if converted.pts is not None \
-                    else (begin or 0) + sum(p.shape[1] for p in pieces)
-                if begin is None:
-                    begin = position
-                pieces.append(converted.to_ndarray().reshape(-1, converted.samples))
-            if begin is not None and begin + sum(p.shape[1] for p in pieces) >= first_sample + want:
-                break
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate or stream.rate
+    resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
+    container.seek(max(0, int(start / stream.time_base)), stream=stream, backward=True, any_frame=False)
+    first_sample, want = round(start * rate), round((stop - start) * rate)
+    pieces, begin, have = [], None, 0
+    for frame in container.decode(stream):
+        for converted in resampler.resample(frame):
+            position = round(float(converted.pts * converted.time_base) * rate) if converted.pts is not None \
+                else (begin or 0) + have
+            if begin is None:
+                begin = position
+            pieces.append(converted.to_ndarray().reshape(-1, converted.samples))
+            have += converted.samples
+        if begin is not None and begin + have >= first_sample + want:
+            break
     if not pieces or begin is None:
         raise InputError(path, f"no audio between {start:.3f} s and {stop:.3f} s", fix="re-encode the video")
     samples = np.concatenate(pieces, axis=1)
@@ -119,6 +115,36 @@ def read_audio(path: str, start: float, stop: float) -> tuple[np.ndarray, int]:
     if clip.shape[1] < want:  # the track ends early: pad with silence (never shorter than the probed duration)
         clip = np.pad(clip, ((0, 0), (0, want - clip.shape[1])))
     return np.ascontiguousarray(clip, dtype=np.float32), int(rate)
+
+
+def read_frame(path: str, t: float) -> np.ndarray:
+    """The RGB frame shown at ``t`` seconds: the last one starting at or before ``t``."""
+    import av
+
+    with av.open(path) as container:
+        return _frame_from(container, path, t)
+
+
+def read_audio(path: str, start: float, stop: float) -> tuple[np.ndarray, int]:
+    """``(samples (channels, n) float32, sample_rate)`` of the audio in ``[start, stop)`` seconds."""
+    import av
+
+    with av.open(path) as container:
+        return _audio_from(container, path, start, stop)
+
+
+def read_pair(path: str, t: float, half: float) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+    """(the frame at ``t``, the audio of ``[t - half, t + half)``) from one opening of the file (opening costs
+    about as much as decoding either)."""
+    import av
+
+    with av.open(path) as container:
+        audio = _audio_from(container, path, t - half, t + half)
+        return _frame_from(container, path, t), audio
+
+
+#: Frames decoded along with their audio, kept for the image key's load (per process): about 0.7 MB each at 360p.
+FRAMES_KEPT = 512
 
 
 class VideoSource(PairedSource):
@@ -184,13 +210,24 @@ class VideoSource(PairedSource):
 
     def load(self, index: int, keys: Sequence[str] | None = None) -> dict[str, Any]:
         video, t = self.videos[index // self.clips_per_video], self.time_of(index)
+        half = self.clip_seconds / 2
+        keys = tuple(keys or self.keys)
         item: dict[str, Any] = {"label": self.label(index)}
-        for key in keys or self.keys:
-            if key == IMAGE_KEY:
-                item[key] = read_frame(video.path, t)
-            else:
-                half = self.clip_seconds / 2
-                item[key] = read_audio(video.path, t - half, t + half)
+        frames = self.__dict__.setdefault("_frames", OrderedDict())  # per process (a worker's copy has its own)
+        if self.modality in keys:
+            if IMAGE_KEY in keys or self.__dict__.get("_frames_wanted"):
+                # the image is read too (now, or right after: batches load one key for all items, then the
+                # other): one opening of the file serves both
+                frame, item[self.modality] = read_pair(video.path, t, half)
+                frames[index] = frame
+                while len(frames) > FRAMES_KEPT:
+                    frames.popitem(last=False)
+            else:  # no image asked for yet (e.g. the anchor's embeddings are cached): sound only
+                item[self.modality] = read_audio(video.path, t - half, t + half)
+        if IMAGE_KEY in keys:
+            self.__dict__["_frames_wanted"] = True
+            found = frames.pop(index, None)
+            item[IMAGE_KEY] = found if found is not None else read_frame(video.path, t)
         return item
 
     def label(self, index: int) -> int | None:
