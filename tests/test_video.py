@@ -164,3 +164,52 @@ def test_videos_shard_and_give_the_same_audio_and_frames(tmp_path, preprocessed)
         stored = torch.from_numpy(np.load(got["audio"]))[None] if preprocessed else audio.preprocess([got["audio"]])
         assert torch.equal(stored, audio.preprocess([want["audio"]]))
         assert torch.equal(vision.preprocess([got["image"]]), vision.preprocess([want["image"]]))
+
+
+def write_imu_csv(path: Path, start: float, stop: float, rate: float = 100.0) -> Path:
+    """A recording as Ego4D-style CSVs hold one: a timestamp column (seconds from the video's start) + 6 channels."""
+    times = np.arange(start, stop, 1 / rate)
+    rows = [f"{t:.4f},{np.sin(t):.5f},0.1,9.8,0.0,0.0,{t:.4f}" for t in times]
+    path.write_text("timestamp,acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_imu_recordings_are_cut_to_the_window_around_each_frame_and_train(tmp_path):
+    from bindcore.recipe import load_recipe
+    from bindcore.train.trainer import train
+
+    folder = tmp_path / "ego"
+    folder.mkdir()
+    rows = []
+    for number, (start, stop) in enumerate([(0.2, 3.0), (0.0, 2.5), (2.6, 3.0)]):  # the last overlaps 0.4 s only
+        video = write_video(folder / f"clip{number}.mkv", 3.0, frequency=None)  # IMU pairs need no sound
+        write_imu_csv(folder / f"clip{number}.csv", start, stop)
+        rows.append(json.dumps({"video": video.name, "imu": f"clip{number}.csv"}))
+    (folder / "pairs.jsonl").write_text("\n".join(rows) + "\n")
+    raw = yaml.safe_load(_video_recipe(tmp_path).read_text())
+    raw["modalities"] = {"imu": {
+        "window_seconds": 1.0, "window_steps": 100, "num_windows": 1, "patch_size": 10, "width": 16,
+        "num_layers": 1, "num_heads": 2, "embed_dim": 16,
+        "train": {"batch_size": 2, "epochs": 2, "lr": 1e-3, "drop_path": 0.0},
+        "data": {"kind": "video", "manifest": "ego/pairs.jsonl", "clips_per_video": 2}}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    from bindcore.plugins import get_registry
+    from bindcore.run_setup import RunSetup
+
+    module = get_registry().get("imu")(recipe.modalities["imu"].config)
+    source = RunSetup(recipe, tmp_path / "run", prepare=False).source("imu", module)
+    assert len(source) == 4 and [Path(u["where"]).name for u in source.unusable] == ["clip2.mkv"]
+    for index in range(len(source)):
+        t = source.time_of(index)
+        video = source.videos[index // 2]
+        assert video.start + 0.5 <= t <= video.start + video.duration - 0.5
+        item = source.load(index)
+        times = np.loadtxt(item["imu"], delimiter=",", skiprows=1)[:, 0]
+        assert times.min() >= t - 0.5 - 1e-9 and times.max() < t + 0.5 and len(times) >= 99  # 1 s at 100 Hz
+        assert module.preprocess([item["imu"]]).shape[0] == 1
+        assert np.array_equal(item["image"], decoded_frames(video.path)[int(t * FPS)])
+        source.release(item)
+        assert not Path(item["imu"]).exists()  # the cut window is deleted once preprocessed
+    result = train(recipe, tmp_path / "run", log=lambda _m: None)
+    assert result.steps == 4 and np.isfinite(result.final_losses["imu"])

@@ -24,7 +24,6 @@ import bisect
 import errno
 import functools
 import os
-import shutil
 import tempfile
 import weakref
 from collections import OrderedDict
@@ -37,7 +36,7 @@ import numpy as np
 
 from bindcore.data.plan import ModalityPlan
 from bindcore.data.shard_index import INDEX_FILE, ShardIndex, is_url, open_shard, shard_name, tar_samples
-from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.data.sources import IMAGE_KEY, PairedSource, _remove_tree
 from bindcore.errors import ConfigError
 from bindcore.seeds import seed_of
 
@@ -119,11 +118,6 @@ def _segment_order(plan: StreamPlan, seed: int, epoch: int, slot: int) -> np.nda
         rng = np.random.default_rng(seed_of("shuffle-window", seed, plan.name, epoch, slot, number))
         order[begin:begin + window] = order[begin:begin + window][rng.permutation(len(order[begin:begin + window]))]
     return order
-
-
-def _remove_tree(path: str, owner_pid: int) -> None:
-    if os.getpid() == owner_pid:  # a forked DataLoader worker must never remove its parent's folder
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class _Reader:

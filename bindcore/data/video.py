@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bindcore.data.sources import IMAGE_KEY, PairedSource, read_manifest
+from bindcore.data.sources import IMAGE_KEY, PairedSource, _remove_tree, read_manifest
 from bindcore.errors import ConfigError, InputError
 from bindcore.seeds import seed_of
 from bindcore.toyworld import CONCEPTS
@@ -38,8 +40,35 @@ PROBE_THREADS = 8
 @dataclass(frozen=True)
 class VideoInfo:
     path: str
-    duration: float  #: seconds both the picture and the sound cover
+    duration: float  #: seconds both the picture and the sound (or the recording) cover, from ``start``
     label: str | None = None
+    recording: str | None = None  #: a timestamped recording paired to the video (else its audio track)
+    start: float = 0.0
+
+
+def probe_recording(path: str, recording: str, clip_seconds: float) -> tuple[VideoInfo | None, str | None]:
+    """(info, None) of a video and its timestamped recording that overlap by a clip or more, else (None, why)."""
+    import av
+
+    from bindcore.data.recordings import recording_span
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return None, "no video stream"
+            stream = container.streams.video[0]
+            length = float(stream.duration * stream.time_base) if stream.duration is not None else \
+                (container.duration or 0) / 1e6
+        first, last = recording_span(recording)
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        return None, f"not a readable video ({type(error).__name__}: {error})"
+    except InputError as error:
+        return None, f"{recording}: {error.reason}"
+    start, stop = max(0.0, first), min(length, last)
+    if stop - start < clip_seconds:
+        return None, f"shorter ({max(0.0, stop - start):.2f} s of video and recording together) than one " \
+                     f"{clip_seconds:g} s clip"
+    return VideoInfo(path, stop - start, recording=recording, start=start), None
 
 
 def probe(path: str, clip_seconds: float) -> tuple[VideoInfo | None, str | None]:
@@ -152,21 +181,26 @@ class VideoSource(PairedSource):
 
     def __init__(self, videos: Sequence[str], modality: str, *, clip_seconds: float, seed: int,
                  clips_per_video: int = 1, labels: Sequence[str | None] | None = None,
-                 class_names: Sequence[str] = CONCEPTS, where: str = "videos"):
+                 recordings: Sequence[str] | None = None, class_names: Sequence[str] = CONCEPTS,
+                 where: str = "videos"):
         self.modality = modality
         self.keys = (IMAGE_KEY, modality)
         self.clip_seconds, self.seed, self.clips_per_video = float(clip_seconds), int(seed), int(clips_per_video)
         self.class_index = {name: i for i, name in enumerate(class_names)}
         labels = list(labels) if labels is not None else [None] * len(videos)
         with ThreadPoolExecutor(PROBE_THREADS) as pool:
-            probed = list(pool.map(lambda path: probe(path, self.clip_seconds), videos))
+            if recordings is None:
+                probed = list(pool.map(lambda path: probe(path, self.clip_seconds), videos))
+            else:
+                probed = list(pool.map(lambda pair: probe_recording(*pair, self.clip_seconds),
+                                       zip(videos, recordings, strict=True)))
         self.videos: list[VideoInfo] = []
         self.unusable: list[dict[str, str]] = []
         for path, label, (info, reason) in zip(videos, labels, probed, strict=True):
             if info is None:
                 self.unusable.append({"where": path, "reason": reason or "unusable"})
             else:
-                self.videos.append(VideoInfo(info.path, info.duration, label))
+                self.videos.append(VideoInfo(info.path, info.duration, label, info.recording, info.start))
         if not self.videos:
             shown = "; ".join(f"{u['where']}: {u['reason']}" for u in self.unusable[:3])
             raise ConfigError(f"{where}: none of the {len(videos)} videos can be used"
@@ -179,19 +213,24 @@ class VideoSource(PairedSource):
         from bindcore.recipe.schema import resolve_path
 
         where = f"modalities.{name}.data"
-        clip = data.clip_seconds or getattr(getattr(module, "config", None), "clip_duration", None)
+        config = getattr(module, "config", None)  # audio: clip_duration; IMU: window_seconds
+        clip = data.clip_seconds or getattr(config, "clip_duration", None) or getattr(config, "window_seconds", None)
         if not clip:
             raise ConfigError(f"{where}.clip_seconds: the {name} modality declares no clip_duration; set how many "
                               f"seconds of {name} each frame is paired with")
         if data.root:
-            videos, labels = list_videos(resolve_path(recipe_file, data.root)), None
+            videos, labels, recordings = list_videos(resolve_path(recipe_file, data.root)), None, None
         else:
-            rows = read_manifest(resolve_path(recipe_file, data.manifest or ""), ("video",))
+            manifest = resolve_path(recipe_file, data.manifest or "")
+            rows = read_manifest(manifest, ("video",))
+            if any(name in row for row in rows):  # timestamped recordings of the modality, paired to the videos
+                rows = read_manifest(manifest, ("video", name))
             videos, labels = [r["video"] for r in rows], [r.get("label") for r in rows]
+            recordings = [r[name] for r in rows] if rows and name in rows[0] else None
         if not videos:
             raise ConfigError(f"{where}.root: no video files ({', '.join(VIDEO_SUFFIXES)}) under {data.root}")
         return cls(videos, name, clip_seconds=float(clip), seed=seed, clips_per_video=data.clips_per_video,
-                   labels=labels, where=where)
+                   labels=labels, recordings=recordings, where=where)
 
     def __len__(self) -> int:
         return len(self.videos) * self.clips_per_video
@@ -206,7 +245,7 @@ class VideoSource(PairedSource):
         video = self.videos[index // self.clips_per_video]
         unit = seed_of("video-time", self.seed, video.path, index % self.clips_per_video) / 2**64
         half = self.clip_seconds / 2
-        return half + unit * max(0.0, video.duration - self.clip_seconds)
+        return video.start + half + unit * max(0.0, video.duration - self.clip_seconds)
 
     def load(self, index: int, keys: Sequence[str] | None = None) -> dict[str, Any]:
         video, t = self.videos[index // self.clips_per_video], self.time_of(index)
@@ -214,7 +253,11 @@ class VideoSource(PairedSource):
         keys = tuple(keys or self.keys)
         item: dict[str, Any] = {"label": self.label(index)}
         frames = self.__dict__.setdefault("_frames", OrderedDict())  # per process (a worker's copy has its own)
-        if self.modality in keys:
+        if self.modality in keys and video.recording is not None:
+            from bindcore.data.recordings import Recording
+
+            item[self.modality] = Recording(video.recording).window(t - half, t + half, self._windows())
+        elif self.modality in keys:
             if IMAGE_KEY in keys or self.__dict__.get("_frames_wanted"):
                 # the image is read too (now, or right after: batches load one key for all items, then the
                 # other): one opening of the file serves both
@@ -230,6 +273,26 @@ class VideoSource(PairedSource):
             item[IMAGE_KEY] = found if found is not None else read_frame(video.path, t)
         return item
 
+    def _windows(self) -> str:
+        """This process's folder of cut recording windows (removed with the source or at exit)."""
+        folder = self.__dict__.get("_window_folder")
+        if folder is None or self.__dict__.get("_window_pid") != os.getpid():
+            folder = tempfile.mkdtemp(prefix="bindcore-windows-")
+            self.__dict__.update(_window_folder=folder, _window_pid=os.getpid())
+            self.__dict__["_window_finalizer"] = weakref.finalize(self, _remove_tree, folder, os.getpid())
+        return folder
+
+    def release(self, item: dict[str, Any]) -> None:
+        window = item.get(self.modality)
+        if isinstance(window, str) and os.path.dirname(window) == self.__dict__.get("_window_folder"):
+            Path(window).unlink(missing_ok=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for key in ("_window_folder", "_window_pid", "_window_finalizer", "_frames"):
+            state.pop(key, None)  # a worker makes its own
+        return state
+
     def label(self, index: int) -> int | None:
         value = self.videos[index // self.clips_per_video].label
         return None if value is None else self.class_index.get(str(value))
@@ -238,7 +301,8 @@ class VideoSource(PairedSource):
         return f"{self.videos[index // self.clips_per_video].path} at {self.time_of(index):.2f} s"
 
     def fingerprint(self, key: str = IMAGE_KEY) -> str:
-        stats = [(v.path, os.path.getsize(v.path), os.stat(v.path).st_mtime_ns) for v in self.videos]
+        stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for v in self.videos
+                 for p in (v.path, *([v.recording] if v.recording else []))]
         return "video:" + json.dumps([key, self.seed, self.clip_seconds, self.clips_per_video, stats])
 
 
