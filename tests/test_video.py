@@ -213,3 +213,14 @@ def test_imu_recordings_are_cut_to_the_window_around_each_frame_and_train(tmp_pa
         assert not Path(item["imu"]).exists()  # the cut window is deleted once preprocessed
     result = train(recipe, tmp_path / "run", log=lambda _m: None)
     assert result.steps == 4 and np.isfinite(result.final_losses["imu"])
+
+
+def test_preprocessed_audio_shards_follow_only_the_fields_preprocessing_reads():
+    from bindcore.data.shard import preprocessing_of
+    from bindcore.plugins import get_registry
+
+    audio = get_registry().get("audio")
+    small = {"num_mel_bins": 16, "target_length": 50, "width": 16, "num_layers": 1, "num_heads": 2}
+    same = preprocessing_of(audio(**small)) == preprocessing_of(audio(**{**small, "width": 32, "drop_path": 0.3}))
+    assert same  # the encoder changed, the log-mel clips did not: the shards stay valid
+    assert preprocessing_of(audio(**small)) != preprocessing_of(audio(**{**small, "num_mel_bins": 32}))

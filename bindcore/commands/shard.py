@@ -45,13 +45,14 @@ def register(cli: click.Group) -> None:
             if out is None:
                 raise click.ClickException("--out DIR is needed: the folder the shards go to")
             source, module = _source(validated, modality)
-            write_shards(source, modality, module, out, preprocessed=preprocessed, shard_size=parse_size(shard_size),
-                         workers=workers, progress=progress, log=click.echo)
+            index = write_shards(source, modality, module, out, preprocessed=preprocessed,
+                                 shard_size=parse_size(shard_size), workers=workers, progress=progress,
+                                 log=click.echo)
         except BindcoreError as exc:
             raise click.ClickException(str(exc)) from None
-        first = f"{modality}-000000.tar"
+        pattern = f"{out}/{modality}-{{000000..{len(index.items) - 1:06d}}}.tar"
         click.echo(f"train from them with modalities.{modality}.data: {{kind: webdataset, mode: stream, "
-                   f"shards: {out}/{first.replace('000000', '{000000..NNNNNN}')}}} (kind was {block.data.kind})")
+                   f"shards: \"{pattern}\"}} (was: kind {block.data.kind})")
 
 
 def _index_only(validated, modality: str, out: Path | None, progress: bool) -> None:
