@@ -19,6 +19,13 @@ def register_modalities(register: Callable[[type], None]) -> None:
 
 
 @bindcore.hookimpl
+def register_data_kinds(register: Callable[[Any], None]) -> None:
+    from bind_depth.data_kind import SUNRGBD
+
+    register(SUNRGBD)
+
+
+@bindcore.hookimpl
 def register_benchmarks(register: Callable[[Any], None]) -> None:
     from bind_depth.benchmarks import BENCHMARKS  # on demand: reading datasets is not needed to embed
 

@@ -18,6 +18,13 @@ def register_modalities(register: Callable[[type], None]) -> None:
 
 
 @bindcore.hookimpl
+def register_data_kinds(register: Callable[[Any], None]) -> None:
+    from bind_thermal.data_kind import LLVIP
+
+    register(LLVIP)
+
+
+@bindcore.hookimpl
 def register_benchmarks(register: Callable[[Any], None]) -> None:
     from bind_thermal.benchmarks import BENCHMARKS  # on demand: reading datasets is not needed to embed
 
