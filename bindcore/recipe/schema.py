@@ -338,8 +338,10 @@ class ValidatedRecipe(BaseModel):
                 for key in keys:
                     content[block].pop(key, None)
         for block in (content.get("modalities") or {}).values():  # validation splits: watched, not trained on
-            if isinstance(block, dict) and isinstance(block.get("data"), dict):
-                block["data"].pop("val", None)
+            if isinstance(block, dict) and isinstance(block.get("data"), dict) and "val" in block["data"]:
+                block["data"].pop("val")
+                if not block["data"]:
+                    block.pop("data")
         text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

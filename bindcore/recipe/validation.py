@@ -120,11 +120,25 @@ def check_validation_files(recipe: Any, modalities: dict[str, Any], source: Path
             problems.append(f"{prefix}.{key}: {location} uses the environment variable {', '.join(unset)}, which is "
                             f"not set (export it, e.g. {unset[0]}=/path/to/data)")
             continue
-        try:
-            count = len(val_source(val, name, resolve_path(source, location or "")))
-        except Exception as error:  # ConfigError listing the manifest's problems, or a shard that does not read
-            problems.append(f"{prefix}.{key}: {error}")
-            continue
+        path = resolve_path(source, location or "")
+        if val.kind == "manifest":
+            from bindcore.data.sources import IMAGE_KEY, listed, scan_manifest
+
+            if not path.is_file():
+                problems.append(f"{prefix}.manifest: file not found: {path} (write a JSONL manifest of "
+                                f"{{\"image\": ..., \"{name}\": ...}} rows there)")
+                continue
+            scan = scan_manifest(path, (IMAGE_KEY, name))
+            problems.extend(f"{prefix}.manifest: {problem}" for problem in listed(scan.problems))
+            if scan.problems:
+                continue
+            count = len(scan.rows)
+        else:
+            try:
+                count = len(val_source(val, name, path))
+            except Exception as error:  # a shard that is missing or does not read as tar
+                problems.append(f"{prefix}.shards: {error}")
+                continue
         if count < VAL_RECALLS[-1]:
             problems.append(f"{prefix}: {count} items; validation needs at least {VAL_RECALLS[-1]} (for R@"
                             f"{VAL_RECALLS[-1]})")
