@@ -125,10 +125,15 @@ def test_validation_settings_leave_the_fingerprint_alone(stubs):
 def test_validation_rows_at_the_right_steps_and_best_checkpoint_not_the_last(stubs, tmp_path):
     """Loss falls as the run trains, so the checkpoint with the *highest* held-out loss is the first validated one:
     best.pt must hold that step's weights although rotation has long dropped its rolling checkpoint."""
+    def recipe(**run) -> dict:
+        raw = tiny_recipe(**run)
+        raw["modalities"]["toyb"]["drop_path"] = 0.2  # training draws from the global RNG that validation must keep
+        return raw
+
     reference = tmp_path / "reference"
-    train(validate_recipe(tiny_recipe(checkpoint_every=4, keep_checkpoints=100)), reference, log=_quiet)
+    train(validate_recipe(recipe(checkpoint_every=4, keep_checkpoints=100)), reference, log=_quiet)
     out = tmp_path / "validated"
-    raw = _with_val(tiny_recipe(checkpoint_every=4, keep_checkpoints=2),
+    raw = _with_val(recipe(checkpoint_every=4, keep_checkpoints=2),
                     keep_best={"metric": "val/toya/loss", "mode": "max"})
     logged: list[str] = []
     result = train(validate_recipe(raw), out, log=logged.append)
