@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import sys
 import types
 from pathlib import Path
 
@@ -280,34 +279,50 @@ def test_a_mixed_run_scores_only_its_toy_modalities_and_names_the_data(stubs, tm
     assert validation < result.output.index("Zero-shot classification")  # then the toy table
 
 
-def test_eval_benchmarks_run_at_the_end_on_the_run_directory(stubs, tmp_path, monkeypatch):
+def test_eval_benchmarks_are_checked_against_the_registry(stubs, tmp_path):
+    raw = tiny_recipe()
+    raw["eval"]["benchmarks"] = [{"name": "labeled", "root": str(tmp_path)},
+                                 {"name": "labelled", "root": str(tmp_path)},
+                                 {"name": "labelled", "root": str(tmp_path), "modality": "toya",
+                                  "options": {"colour": "red"}},
+                                 {"name": "pairs", "root": str(tmp_path), "modality": "toyb",
+                                  "options": {"query": "toya"}}]
+    message = _problems(raw)
+    assert "eval.benchmarks.0.name: unknown benchmark 'labeled', did you mean 'labelled'?" in message
+    assert "eval.benchmarks.1.modality: benchmark 'labelled' works on any modality: name one of this run's " \
+           "(toya, toyb)" in message
+    assert "eval.benchmarks.2.options.colour: unknown key" in message
+    assert "eval.benchmarks.3" not in message
+
+
+def test_eval_benchmarks_run_at_the_end_on_the_run_directory(stubs, tmp_path):
     from bindcore.cli import cli
 
-    calls = []
-
-    def run_benchmark(benchmark, root, model_dir, *, modality=None, out=None, batch_size=64, device=None,
-                      options=None, log=print):
-        calls.append({"benchmark": benchmark, "root": Path(root), "model_dir": Path(model_dir), "modality": modality,
-                      "out": Path(out), "batch_size": batch_size, "options": options,
-                      "trained": (Path(model_dir) / "modalities" / "toya" / "model.safetensors").is_file()})
-        result = {"benchmark": benchmark, "task": "zero_shot", "modality": modality, "metrics": {"top1": 0.5}}
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{benchmark}.json").write_text(json.dumps(result))
-        return result
-
-    monkeypatch.setitem(sys.modules, "bindcore.eval.benchmarks.run",
-                        types.SimpleNamespace(run_benchmark=run_benchmark))
-    (tmp_path / "dataset").mkdir()
+    # the core's `pairs` benchmark: toyb queries retrieve their toya partners (the stubs' text side cannot embed)
+    data = tmp_path / "pairs"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for row in range(8):
+        for name in ("toya", "toyb"):
+            np.save(data / f"{row}.{name}.npy", rng.standard_normal(16).astype(np.float32))
+        rows.append(json.dumps({"toya": f"{row}.toya.npy", "toyb": f"{row}.toyb.npy"}))
+    (data / "pairs.jsonl").write_text("\n".join(rows) + "\n")
     raw = tiny_recipe(steps_epochs=1)
-    raw["eval"]["benchmarks"] = [{"name": "fake", "root": "dataset", "modality": "toya", "options": {"k": 2}}]
+    raw["eval"]["benchmarks"] = [{"name": "pairs", "root": "pairs/pairs.jsonl", "modality": "toya",
+                                  "options": {"query": "toyb"}}]
+    recipe = _cli_recipe(tmp_path, raw)
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", str(_cli_recipe(tmp_path, raw)), "--out", str(out)])
+    result = CliRunner().invoke(cli, ["train", str(recipe), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert calls == [{"benchmark": "fake", "root": tmp_path / "dataset", "model_dir": out, "modality": "toya",
-                      "out": out / "benchmarks", "batch_size": 128, "options": {"k": 2}, "trained": True}]
-    assert json.loads((out / "benchmarks" / "fake.json").read_text())["metrics"] == {"top1": 0.5}
-    again = CliRunner().invoke(cli, ["train", str(_cli_recipe(tmp_path, raw)), "--out", str(out), "--no-eval"])
-    assert again.exit_code == 0 and len(calls) == 1  # --no-eval skips them
+    assert f"benchmark pairs (toya) on {data / 'pairs.jsonl'}" in result.output
+    written = json.loads((out / "benchmarks" / "pairs.json").read_text())
+    assert written["benchmark"] == "pairs" and written["task"] == "retrieval" and written["modality"] == "toya"
+    assert all(0.0 <= value <= 1.0 for value in written["metrics"].values()) and "R@1" in written["metrics"]
+    (out / "benchmarks" / "pairs.json").unlink()
+    again = CliRunner().invoke(cli, ["train", str(recipe), "--out", str(out), "--no-eval"])
+    assert again.exit_code == 0, again.output
+    assert not (out / "benchmarks" / "pairs.json").exists()  # --no-eval skips them
 
 
 def test_demo_recipe_validates_with_validation(tmp_path):

@@ -87,17 +87,45 @@ def check_validation_settings(recipe: Any, modalities: dict[str, Any], problems:
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(f"run.keep_best.metric: unknown metric {keep_best.metric!r}; {hint}validation logs: "
                             + ", ".join(repr(m) for m in logged))
-    registered = benchmark_names()
+    registered = registered_benchmarks()
     for index, entry in enumerate(recipe.eval.benchmarks):
         prefix = f"eval.benchmarks.{index}"
-        if registered is not None and entry.name not in registered:
-            close = difflib.get_close_matches(entry.name, sorted(registered), n=1)
-            hint = f", did you mean {close[0]!r}?" if close else ""
-            problems.append(f"{prefix}.name: unknown benchmark {entry.name!r}{hint} (bindcore benchmark --list "
-                            f"names them: {', '.join(sorted(registered)) or 'none registered'})")
         if entry.modality is not None and entry.modality not in modalities:
             problems.append(f"{prefix}.modality: {entry.modality!r} is not one of this run's modalities "
                             f"({', '.join(sorted(modalities))})")
+        spec = registered.get(entry.name)
+        if spec is None:
+            close = difflib.get_close_matches(entry.name, sorted(registered), n=1)
+            hint = f", did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{prefix}.name: unknown benchmark {entry.name!r}{hint} (bindcore benchmark --list "
+                            f"describes them: {', '.join(sorted(registered)) or 'none registered'})")
+            continue
+        problems.extend(_benchmark_problems(spec, entry, modalities, prefix))
+
+
+def _benchmark_problems(spec: Any, entry: BenchmarkEntry, modalities: dict[str, Any], prefix: str) -> list[str]:
+    """What is wrong with running benchmark ``spec`` as ``entry`` on a run of ``modalities``."""
+    from pydantic import ValidationError
+
+    from bindcore.config import format_validation_error
+
+    if spec.modality == "*":
+        if entry.modality is None:
+            return [f"{prefix}.modality: benchmark {spec.name!r} works on any modality: name one of this run's "
+                    f"({', '.join(sorted(modalities))})"]
+    elif entry.modality is not None and entry.modality != spec.modality:
+        return [f"{prefix}.modality: benchmark {spec.name!r} measures {spec.modality!r}, not {entry.modality!r}"]
+    elif spec.modality not in modalities:
+        return [f"{prefix}.name: benchmark {spec.name!r} measures {spec.modality!r}, which this run does not train "
+                f"({', '.join(sorted(modalities))})"]
+    values = dict(entry.options)
+    if spec.modality == "*":
+        values.setdefault("modality", entry.modality)
+    try:
+        spec.options.model_validate(values)
+    except ValidationError as error:
+        return format_validation_error(spec.options, error, f"{prefix}.options").splitlines()
+    return []
 
 
 def check_validation_files(recipe: Any, modalities: dict[str, Any], source: Path | None, problems: list[str],
@@ -176,15 +204,13 @@ def describe_val(val: ValData, name: str, path: Path | None, count: int, toy: An
     return f"validation {'manifest' if val.kind == 'manifest' else 'shards'} {path}, {count} items"
 
 
-def benchmark_names() -> set[str] | None:
-    """Names of the registered benchmarks, or None when this installation has no benchmark registry yet."""
-    try:
-        from bindcore.eval.benchmarks.registry import benchmark_registry  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return set(benchmark_registry())
+def registered_benchmarks() -> dict[str, Any]:
+    """The registered benchmarks by name (:mod:`bindcore.eval.benchmarks.registry`: the core's and the plugins')."""
+    from bindcore.eval.benchmarks.registry import get_benchmarks
+
+    return dict(get_benchmarks().benchmarks)
 
 
-__all__ = ["VAL_RECALLS", "VAL_SCENES_OFFSET", "BenchmarkEntry", "KeepBest", "ValData", "benchmark_names",
-           "check_validation_files", "check_validation_settings", "describe_val", "val_source",
+__all__ = ["VAL_RECALLS", "VAL_SCENES_OFFSET", "BenchmarkEntry", "KeepBest", "ValData",
+           "check_validation_files", "check_validation_settings", "describe_val", "registered_benchmarks", "val_source",
            "validation_metrics"]
