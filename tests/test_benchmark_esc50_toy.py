@@ -75,3 +75,11 @@ def test_toy_world_as_esc50_matches_the_toy_eval(trained, tmp_path):
     assert abs(result["metrics"]["top1"] - expected) <= 1 / EVAL_SCENES + 1e-9, (result["metrics"], expected)
     assert result["emergent"] is True and "toy (image, audio) pairs" in result["emergent_basis"]
     assert result["paper"] == {"top1": 0.669} and set(result["per_fold"]) == {"1", "2", "3", "4", "5"}
+
+
+def test_a_wrong_root_is_a_click_error_naming_the_layout(tmp_path):
+    if "audio" not in bindcore.list_modalities():
+        pytest.skip("bind-audio is not installed")
+    done = CliRunner().invoke(cli, ["benchmark", "esc50", str(tmp_path), "--model", str(tmp_path)])
+    assert done.exit_code == 1 and "Error:" in done.output
+    assert "meta/esc50.csv" in done.output and "unpacked ESC-50-master folder" in done.output

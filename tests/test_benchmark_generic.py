@@ -146,7 +146,7 @@ def test_list_names_every_benchmark_with_task_metric_layout_and_paper(known):
 def few_shot_manifest(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     rows = []
-    for c, word in enumerate(VOCAB[:3]):
+    for word in VOCAB[:3]:
         for i in range(10):
             vector = np.asarray(unit(word)) + rng.normal(0, 0.1, len(VOCAB))
             rows.append({"vec": write_vector(tmp_path / "fs" / f"{word}{i}.npy", vector), "label": word,

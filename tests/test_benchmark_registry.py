@@ -137,3 +137,17 @@ def test_retrieval_recall_with_a_relevant_index_and_a_small_gallery():
     relevant = torch.tensor([0, 1, 2])  # query 1 finds gallery 0 first, gallery 1 second
     recall = retrieval_recall(queries, gallery, (1, 2, 10), relevant, torch.arange(3))
     assert recall == {1: pytest.approx(2 / 3), 2: 1.0, 10: 1.0}
+
+
+def test_emergent_is_read_from_the_model_directory(tmp_path):
+    from bindcore.eval.benchmarks.provenance import binding_of
+
+    converted = tmp_path / "converted"
+    (converted / "audio").mkdir(parents=True)
+    (converted / "conversion.json").write_text("{}")
+    emergent, basis = binding_of(converted, "audio")
+    assert emergent is True and "ImageBind" in basis
+    assert binding_of(converted, "text")[0] is False  # the anchor's own tower: text-paired
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert binding_of(bare, "audio")[0] is None
