@@ -252,9 +252,19 @@ class RunSetup:
         return modules
 
     def source(self, name: str, module: Any, *, split: str = "train") -> PairedSource:
-        """The (image, ``name``) pairs of ``split`` ("train", or "eval" for the toy world's held-out scenes)."""
+        """The (image, ``name``) pairs of ``split``: "train", "eval" (the toy world's held-out scenes) or "val" (the
+        modality's ``data.val`` split)."""
         block: ModalityRecipe = self.recipe.modalities[name]
         toy = self.recipe.data.toy
+        if split == "val":
+            from bindcore.recipe.validation import val_source
+
+            val = block.data.val
+            if val is None:
+                raise ConfigError(f"modalities.{name}.data.val is not set: {name} has no validation split")
+            location = val.manifest if val.kind == "manifest" else val.shards
+            return val_source(val, name, self.recipe.resolve(location or ""), toy,
+                              {IMAGE_KEY: self.vision, name: module})
         if block.data.kind == "toy":
             count = toy.train_scenes if split == "train" else toy.eval_scenes
             seed = toy.seed if split == "train" else toy.seed + EVAL_SCENES_OFFSET

@@ -33,6 +33,7 @@ from bindcore.recipe.schema import (
     ValidatedRecipe,
     resolve_path,
 )
+from bindcore.recipe.validation import check_validation_files, check_validation_settings
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -126,6 +127,8 @@ def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: 
         summary = check_modality_data(name, block, recipe, source, problems)
         if summary and checked is not None:
             checked.append(summary)
+    check_validation_files(recipe, modalities, source, problems, checked, resolve_path=resolve_path,
+                           unset_variables=unset_variables)
     anchor = ValidatedRecipe(recipe=recipe, modalities={}, source=source, raw={}).anchor_source()
     if anchor.pretrained and not os.path.isfile(anchor.pretrained) and \
             looks_like_weights_file(recipe.anchor.pretrained or ""):
@@ -201,6 +204,8 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
             continue  # the trainer falls back to its built-in toy stand-in
         options = anchor_plugin_options(cls, block, recipe_anchor_source(recipe, source))
         _validate(cls.Config, options, f"anchor.{side}", problems)
+    if recipe is not None:
+        check_validation_settings(recipe, modalities, problems)
     if recipe is not None and check_files:
         _check_files(recipe, modalities, source, problems, checked)
     if problems:

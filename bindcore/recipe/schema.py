@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bindcore.anchor.config import LOCAL_DIR_PREFIX, AnchorConfig, looks_like_weights_file
 from bindcore.config import ModalityConfig
+from bindcore.recipe.validation import BenchmarkEntry, KeepBest, ValData
 
 RESERVED_MODALITY_KEYS = ("train", "data")
 ANCHOR_MODALITIES = ("vision", "text")
@@ -166,6 +167,7 @@ class ModalityData(_Strict):
                             "'skip' replaces it by a seeded substitute, logs it and lists it in RUN/skipped.jsonl")
     max_skipped: float = Field(0.01, ge=0, le=1, description="with on_error 'skip': the run fails once more than "
                                                              "this fraction of the items were skipped (0.01 or '1%')")
+    val: ValData | None = Field(None, description="held-out pairs validated during training (run.val_every)")
 
     @field_validator("max_skipped", mode="before")
     @classmethod
@@ -259,6 +261,8 @@ class EvalSettings(_Strict):
     retrieval_pairs: list[str] | None = Field(None, description="e.g. ['audio->depth']; default: all pairs")
     batch_size: int = Field(128, ge=1)
     plot: bool = True
+    benchmarks: list[BenchmarkEntry] = Field(default_factory=list, description="benchmarks run at the end of "
+                                                                                "training (bindcore benchmark)")
 
 
 class RunSettings(_Strict):
@@ -270,6 +274,9 @@ class RunSettings(_Strict):
     checkpoint_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
     log_every: int = Field(10, ge=1)
+    val_every: int | None = Field(None, ge=1, description="steps between validations (default: checkpoint_every); "
+                                                          "also at the last step")
+    keep_best: KeepBest | None = Field(None, description="keep checkpoints/best.pt by one validation metric")
     tensorboard: bool = True
     progress: bool = True
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: leave as is)")
@@ -340,7 +347,7 @@ class ValidatedRecipe(BaseModel):
     #: Settings that change how a run is watched or paced, never what it computes: a resume may change them.
     UNFINGERPRINTED: ClassVar[dict[str, tuple[str, ...]]] = {
         "run": ("progress", "tensorboard", "log_every", "threads", "dist_timeout_s", "keep_checkpoints",
-                "checkpoint_every"),
+                "checkpoint_every", "val_every", "keep_best"),
         "data": ("workers", "prefetch"),
         "eval": ("*",),
     }
@@ -355,6 +362,11 @@ class ValidatedRecipe(BaseModel):
             elif isinstance(content.get(block), dict):
                 for key in keys:
                     content[block].pop(key, None)
+        for block in (content.get("modalities") or {}).values():  # validation splits: watched, not trained on
+            if isinstance(block, dict) and isinstance(block.get("data"), dict) and "val" in block["data"]:
+                block["data"].pop("val")
+                if not block["data"]:
+                    block.pop("data")
         text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

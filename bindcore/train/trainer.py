@@ -40,6 +40,7 @@ from bindcore.train.checkpoint import (
     set_rng_state,
 )
 from bindcore.train.run_dir import CHECKPOINTS_DIR, claim_run_directory
+from bindcore.train.validation import Validation
 
 METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
                   "elapsed_s")
@@ -137,6 +138,7 @@ class Trainer:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.wrapped = {n: DistributedDataParallel(h, device_ids=ids) for n, h in self.heads.items()}
         self._build_data()
+        self.validation = Validation.for_run(setup, self.modules, self.out / CHECKPOINTS_DIR, self._autocast)
 
     def _build_data(self) -> None:
         recipe, ctx, setup = self.recipe, self.ctx, self.setup
@@ -319,6 +321,8 @@ class Trainer:
                 if done % run.log_every == 0 or done == total:
                     self._log_metrics(done, name, local_step, loss_total, lr, head.temperature(),
                                       float(grad_norm), throughput)
+            if self.validation is not None and self.validation.due(done, total):
+                self.validation.run(done, self.heads, self.state, self._log_values)
             if done % run.checkpoint_every == 0 or done == total:
                 if ctx.is_main:
                     last_good = save_checkpoint(ckpt_dir, done, self.state(done), run.keep_checkpoints)
@@ -363,7 +367,9 @@ class Trainer:
             with path.open(newline="") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start]
         self.metrics_file = path.open("w", newline="")
-        self.metrics_writer = csv.DictWriter(self.metrics_file, fieldnames=METRICS_FIELDS)
+        columns = self.validation.columns if self.validation is not None else []
+        self.metrics_writer = csv.DictWriter(self.metrics_file, fieldnames=[*METRICS_FIELDS, *columns],
+                                             extrasaction="ignore")  # a resume may drop validation columns
         self.metrics_writer.writeheader()
         self.metrics_writer.writerows(rows)
         if self.recipe.run.tensorboard:
@@ -387,6 +393,17 @@ class Trainer:
             self.tb.add_scalar(f"lr/{name}", lr, step)
             self.tb.add_scalar(f"temperature/{name}", temperature, step)
             self.tb.add_scalar("throughput/samples_per_s", throughput, step)
+
+    def _log_values(self, step: int, values: dict[str, float]) -> None:
+        """One row of named values (validation's ``val/...`` columns) in metrics.csv and TensorBoard."""
+        if self.metrics_file is not None:
+            elapsed = f"{time.perf_counter() - self.started:.1f}"
+            self.metrics_writer.writerow({"step": step, "elapsed_s": elapsed}
+                                         | {key: f"{value:.6f}" for key, value in values.items()})
+            self.metrics_file.flush()
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
 
     def _close_logs(self) -> None:
         if getattr(self, "metrics_file", None) is not None:
