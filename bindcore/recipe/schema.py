@@ -237,6 +237,17 @@ class ToyData(_Strict):
     train_scenes: int = Field(2000, ge=2)
     eval_scenes: int = Field(500, ge=10)
     seed: int = 0
+    nuisance: dict[Literal["x", "y", "size", "brightness", "noise"], tuple[float, float]] = Field(
+        default_factory=dict, description="shifted nuisance ranges, e.g. {noise: [0.2, 0.4]} (bindcore.toyworld."
+                                          "NUISANCE_RANGES: the defaults)")
+
+    @field_validator("nuisance")
+    @classmethod
+    def _ranges(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if low > high:
+                raise ValueError(f"{name}: a range is [low, high] with low <= high, got [{low}, {high}]")
+        return value
 
 
 class DataSettings(_Strict):

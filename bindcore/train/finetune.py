@@ -126,4 +126,51 @@ def prepare_modality(name: str, module: nn.Module, block: Any, seed: int, log: C
     log(f"{name}: trainable {trainable:,} of {total:,} parameters")
 
 
-__all__ = ["apply_freeze", "count_parameters", "load_init_weights", "param_groups", "prepare_modality"]
+def export_merged(run_dir: str | Path, out: str | Path, *, overwrite: bool = False,
+                  log: Callable[[str], None] = print) -> dict[str, Path]:
+    """Write every modality of ``run_dir/modalities`` (or of a folder of modality directories) as a plain modality
+    directory ``out/<name>``: LoRA adapters merged into the weights, the licence kept; ones without adapters are
+    copied. ``out`` appears whole or not at all."""
+    import shutil
+    import warnings
+
+    from bindcore.io import CONFIG_FILE, atomic_directory, load_modality, read_meta
+    from bindcore.nn.lora import has_lora, merge_lora, read_adapter_config
+    from bindcore.run_setup import MODALITIES_DIR
+
+    run_dir = Path(run_dir)
+    folder = run_dir / MODALITIES_DIR if (run_dir / MODALITIES_DIR).is_dir() else run_dir
+    names = sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file()) if folder.is_dir() else []
+    if not names:
+        raise ConfigError(f"{run_dir} holds no saved modalities (expected {run_dir / MODALITIES_DIR}/<name>/"
+                          f"{CONFIG_FILE}); train first: bindcore train RECIPE --out {run_dir}")
+    written: dict[str, Path] = {}
+    try:
+        staging_context = atomic_directory(out, overwrite=overwrite)
+    except FileExistsError:
+        raise ConfigError(f"{out} already exists; pass --overwrite or choose another OUT") from None
+    with staging_context as staging:
+        for name in names:
+            source = folder / name
+            try:
+                adapter = read_adapter_config(source)
+            except ValueError as error:
+                raise ConfigError(f"{source}: {error}; train the run again") from None
+            if adapter is None:
+                shutil.copytree(source, staging / name)
+                log(f"{name}: copied (no adapters)")
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # the licence is kept, not news here
+                    module = load_modality(source)
+                if has_lora(module):
+                    merge_lora(module)
+                meta = read_meta(source)
+                module.save(staging / name, license=meta.get("license"),
+                            source=f"{meta.get('source') or 'bindcore'}, LoRA merged by bindcore export")
+                log(f"{name}: LoRA rank {adapter['rank']} merged into {len(adapter['weights'])} weight matrices")
+            written[name] = Path(out) / name
+    return written
+
+
+__all__ = ["apply_freeze", "count_parameters", "export_merged", "load_init_weights", "param_groups", "prepare_modality"]
