@@ -145,11 +145,9 @@ def export_merged(run_dir: str | Path, out: str | Path, *, overwrite: bool = Fal
         raise ConfigError(f"{run_dir} holds no saved modalities (expected {run_dir / MODALITIES_DIR}/<name>/"
                           f"{CONFIG_FILE}); train first: bindcore train RECIPE --out {run_dir}")
     written: dict[str, Path] = {}
-    try:
-        staging_context = atomic_directory(out, overwrite=overwrite)
-    except FileExistsError:
-        raise ConfigError(f"{out} already exists; pass --overwrite or choose another OUT") from None
-    with staging_context as staging:
+    if (Path(out).exists() or Path(out).is_symlink()) and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite or choose another OUT")
+    with atomic_directory(out, overwrite=overwrite) as staging:
         for name in names:
             source = folder / name
             try:
