@@ -7,8 +7,6 @@ import copy
 import warnings
 from pathlib import Path
 
-import pytest
-
 import bindcore
 from bindcore.eval.run import evaluate
 from bindcore.recipe import validate_recipe
@@ -16,7 +14,7 @@ from bindcore.run_setup import RunSetup
 from bindcore.train.trainer import train
 
 SHIFT = {"noise": [0.15, 0.3]}  # the default world's noise is drawn from [0, 0.1]
-#: Measured (seed 0): shifted 0.00 → 0.00, original 0.00 → 0.00.
+#: Measured (seed 0, CPU): shifted world 0.295 → 0.365, original world 0.800 → 0.760.
 MIN_GAIN_SHIFTED = 0.05
 MAX_LOSS_ORIGINAL = 0.05
 
@@ -75,4 +73,3 @@ def test_lora_on_a_shifted_world_helps_there_and_keeps_the_original(tmp_path):
     assert before_original > 0.6  # the base run bound audio at all
     assert after_shifted >= before_shifted + MIN_GAIN_SHIFTED
     assert after_original >= before_original - MAX_LOSS_ORIGINAL
-    pytest.importorskip("bindcore")  # keeps the linter from reading the module as unused
