@@ -115,9 +115,9 @@ def test_recipe_keys_that_contradict_the_converted_shapes(converted):
 
 
 def _manifest(tmp_path: Path) -> Path:
-    """A two-row manifest of real files (only their presence is checked by validation)."""
+    """A six-row manifest of real files (validation checks they exist; a val split needs 5 rows for R@5)."""
     rows = []
-    for i in range(2):
+    for i in range(6):
         (tmp_path / f"frame{i}.jpg").write_bytes(b"jpg")
         (tmp_path / f"clip{i}.wav").write_bytes(b"wav")
         rows.append(json.dumps({"image": f"frame{i}.jpg", "audio": f"clip{i}.wav"}))
@@ -139,7 +139,7 @@ def test_finetune_audio_recipe_validates_without_the_keys_of_other_issues(conver
     raw = yaml.safe_load(RECIPE.read_text())
     raw["eval"].pop("benchmarks")
     raw["modalities"]["audio"]["data"].pop("val")
-    raw["modalities"]["audio"]["train"]["batch_size"] = 2  # the stand-in manifest has two rows
+    raw["modalities"]["audio"]["train"]["batch_size"] = 2  # the stand-in manifest has six rows
     recipe = validate_recipe(raw, source=RECIPE)
     audio = recipe.modalities["audio"]
     assert audio.train.lora.rank == 8 and audio.init == converted / "audio"
