@@ -7,6 +7,8 @@ import copy
 import warnings
 from pathlib import Path
 
+import pytest
+
 import bindcore
 from bindcore.eval.run import evaluate
 from bindcore.recipe import validate_recipe
@@ -44,6 +46,7 @@ def _zero_shot(setup: RunSetup, module, out: Path) -> float:
     return evaluate(setup, {"audio": module}, out, log=lambda _m: None)["zero_shot_top1"]["audio"]
 
 
+@pytest.mark.slow  # ~3 CPU-minutes: two toy runs with the real audio plugin and four evaluations
 def test_lora_on_a_shifted_world_helps_there_and_keeps_the_original(tmp_path):
     base_raw = _base_recipe()
     base = RunSetup(validate_recipe(base_raw), tmp_path / "base", log=lambda _m: None)
