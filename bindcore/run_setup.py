@@ -26,7 +26,7 @@ from torch import nn
 from bindcore.anchor import AnchorConfig, FrozenAnchor, load_anchor
 from bindcore.anchor.config import LOCAL_DIR_CONFIG, LOCAL_DIR_PREFIX
 from bindcore.data.plan import seed_of
-from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
+from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ToySource
 from bindcore.errors import BindcoreError, ConfigError
 from bindcore.recipe import ModalityRecipe, ValidatedRecipe
 from bindcore.recipe.load import anchor_plugin_options
@@ -261,7 +261,17 @@ class RunSetup:
             return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module}, nuisance=toy.nuisance)
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
-        return ShardSource(str(self.recipe.resolve(block.data.shards or "")), name)
+        if block.data.kind not in ("manifest", "webdataset", "video"):
+            from bindcore.data.kinds import build_plugin_source
+
+            return build_plugin_source(name, block.data, self.recipe.source, module, self.recipe.run.seed)
+        if block.data.kind == "video":
+            from bindcore.data.video import VideoSource
+
+            return VideoSource.from_data(name, block.data, self.recipe.source, module, self.recipe.run.seed)
+        from bindcore.data.stream import open_webdataset
+
+        return open_webdataset(name, block, self.recipe.source, module)
 
     def anchor_cache_dir(self) -> Path:
         configured = self.recipe.anchor.cache_embeddings_dir

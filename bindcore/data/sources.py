@@ -28,6 +28,8 @@ class PairedSource:
     """Random-access pairs. ``keys`` are the raw-input keys an item holds (``image`` and one modality)."""
 
     keys: tuple[str, ...]
+    #: The modality's items are preprocessed tensors (``bindcore shard --preprocessed``), not raw inputs.
+    preprocessed: bool = False
 
     def __len__(self) -> int:
         raise NotImplementedError

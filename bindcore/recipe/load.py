@@ -64,16 +64,19 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
     data, prefix = block.data, f"modalities.{name}.data"
     count: int | None = None
     summary: str | None = None
+    for field in ("manifest", "shards", "root", "index"):
+        value = getattr(data, field)
+        unset = unset_variables(value) if value else []
+        if unset:
+            problems.append(f"{prefix}.{field}: {value} uses the environment variable {', '.join(unset)}, "
+                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
+            return None
     if data.kind == "toy":
         count = recipe.data.toy.train_scenes
         where, summary = "the toy world (data.toy.train_scenes)", f"{prefix}: {count} toy scenes"
     elif data.kind == "manifest" and data.manifest:
         path = resolve_path(source, data.manifest)
-        unset = unset_variables(data.manifest)
-        if unset:
-            problems.append(f"{prefix}.manifest: {data.manifest} uses the environment variable {', '.join(unset)}, "
-                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
-        elif not path.is_file():
+        if not path.is_file():
             problems.append(f"{prefix}.manifest: file not found: {path} "
                             f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
         else:
@@ -82,6 +85,21 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
             count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
             where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind not in ("manifest", "webdataset", "video"):
+        from bindcore.data.kinds import check_plugin_source
+
+        count, summary = check_plugin_source(name, block, recipe.run.seed, source, problems)
+        where = f"the {data.kind} tree {data.root}"
+    elif data.kind == "video":
+        from bindcore.data.video import check_videos
+
+        count, summary = check_videos(name, block, recipe.run.seed, source, problems)
+        where = f"the videos of {data.root or data.manifest}"
+    elif data.kind == "webdataset" and data.shards and data.mode == "stream":
+        from bindcore.data.stream import check_stream
+
+        count, summary = check_stream(name, block, source, problems)
+        where = f"the streamed shards {data.shards}"
     elif data.kind == "webdataset" and data.shards:
         shards = expand_shards(str(resolve_path(source, data.shards)))
         missing = [p for p in shards if not Path(p).is_file()]
@@ -160,6 +178,12 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
                 continue
             train = _validate(TrainSettings, block.get("train") or {}, f"{prefix}.train", problems)
             data = _validate(ModalityData, block.get("data") or {}, f"{prefix}.data", problems)
+            if data is not None:
+                from bindcore.data.kinds import BUILTIN_KINDS, data_kinds, unknown_kind_message
+
+                if data.kind not in BUILTIN_KINDS and data.kind not in data_kinds():
+                    problems.append(f"{prefix}.data.kind: {unknown_kind_message(data.kind)}")
+                    data = None
             options: dict[str, Any] | None = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
             init = _init_path(block.get("init"), source, prefix, problems)
             if init is not None:  # the saved weights fix the config: recipe keys may only keep their shapes

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -156,10 +157,27 @@ class TrainSettings(_Strict):
 class ModalityData(_Strict):
     """Where a modality's (image, modality) pairs come from."""
 
-    kind: Literal["toy", "manifest", "webdataset"] = "toy"
-    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path}")
-    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar")
-    num_items: int | None = Field(None, ge=1, description="items in the shards (needed to plan epochs)")
+    kind: str = Field("toy", description="toy | manifest | webdataset | video, or a kind a plugin provides "
+                                         "(sunrgbd: bind-depth, llvip: bind-thermal); checked in the second stage")
+    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path} (kind "
+                                                    "video: rows {'video': path})")
+    root: str | None = Field(None, description="kind video: a folder; every video file under it is used; "
+                                               "a plugin's kind: the dataset's tree")
+    split: str | None = Field(None, description="a plugin's kind: the split of the tree (train, test, ...)")
+    options: dict[str, Any] = Field(default_factory=dict, description="a plugin's kind: its own options")
+    clip_seconds: float | None = Field(None, gt=0, description="kind video: seconds of the modality around each "
+                                                               "frame (default: the modality's clip_duration)")
+    clips_per_video: int = Field(1, ge=1, description="kind video: items per video, each at its own seeded time")
+    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar; "
+                                                 "with mode 'stream' also pipe: commands and URLs")
+    mode: Literal["index", "stream"] = Field(
+        "index", description="webdataset: 'index' reads every shard's member list up front (random access, small "
+                             "data); 'stream' reads shards sequentially, shuffled by shard and within a buffer")
+    index: str | None = Field(None, description="mode 'stream': the shard index (samples per shard) that plans an "
+                                                "epoch; default SHARD_FOLDER/index.json (bindcore shard writes it)")
+    shuffle_buffer: int = Field(1000, ge=1, description="mode 'stream': samples shuffled together")
+    num_items: int | None = Field(None, ge=1, description="deprecated and ignored: the item count comes from the "
+                                                          "shards (index mode) or the shard index (stream mode)")
     on_error: Literal["fail", "skip"] = Field(
         "fail", description="an item whose files cannot be read or preprocessed: 'fail' stops the run naming it; "
                             "'skip' replaces it by a seeded substitute, logs it and lists it in RUN/skipped.jsonl")
@@ -180,8 +198,15 @@ class ModalityData(_Strict):
     def _check(self) -> ModalityData:
         if self.kind == "manifest" and not self.manifest:
             raise ValueError("kind 'manifest' needs a 'manifest' path")
-        if self.kind == "webdataset" and not (self.shards and self.num_items):
-            raise ValueError("kind 'webdataset' needs 'shards' and 'num_items'")
+        if self.kind == "video" and bool(self.root) == bool(self.manifest):
+            raise ValueError("kind 'video' needs either 'root' (a folder of videos) or 'manifest' (rows {'video': "
+                             "path})")
+        if self.kind == "webdataset" and not self.shards:
+            raise ValueError("kind 'webdataset' needs 'shards' (a shard pattern, e.g. data/a-{000..009}.tar)")
+        if self.num_items is not None:
+            warnings.warn("modalities.<name>.data.num_items is deprecated and ignored: the item count comes from "
+                          "the shards (mode: index) or their shard index (mode: stream); remove it",
+                          FutureWarning, stacklevel=2)
         return self
 
 

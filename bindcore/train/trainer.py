@@ -23,8 +23,10 @@ from torch import Tensor, nn
 
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all, raise_bad_item
 from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_of
+from bindcore.data.shard import input_preprocessor
 from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.data.stream import modality_plan
 from bindcore.errors import ConfigError, NonFiniteError
 from bindcore.io import atomic_file
 from bindcore.loss import InfoNCE
@@ -147,8 +149,7 @@ class Trainer:
             too_large = batch_size_problem(name, global_batch, len(source), f"its {block.data.kind} data")
             if too_large:
                 raise ConfigError(too_large)
-            plans.append(ModalityPlan(name, len(source), global_batch, block.train.replication, block.train.epochs,
-                                      block.train.max_steps))
+            plans.append(modality_plan(name, source, block, world_size=ctx.world_size, workers=workers))
             if block.data.kind == "toy":  # small and in memory: render + preprocess once
                 started = time.perf_counter()
                 stores[(name, name)] = Materialized(
@@ -165,7 +166,8 @@ class Trainer:
         self.plan = StepPlan(plans, recipe.run.seed, recipe.run.schedule)
         augmentations = {n: b.train.augmentation for n, b in recipe.modalities.items()
                          if any(v for v in b.train.augmentation.model_dump().values())}
-        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=setup.vision,
+        preprocessors = {n: input_preprocessor(self.sources[n], m) for n, m in self.modules.items()}
+        self.batches = StepBatches(self.plan, self.sources, preprocessors, image_preprocessor=setup.vision,
                                    augmentations=augmentations, seed=recipe.run.seed, stores=stores,
                                    anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size,
                                    on_error={n: b.data.on_error for n, b in recipe.modalities.items()})
@@ -344,6 +346,8 @@ class Trainer:
         self.skipped = SkippedItems(self.out / SKIPPED_FILE, {n: (b.data.max_skipped, len(self.sources[n]))
                                                               for n, b in self.recipe.modalities.items()},
                                     log=self.ctx.log, write=self.ctx.is_main, resume_step=start)
+        for name, source in sorted(self.sources.items()):  # inputs a source left out (videos without sound, ...)
+            self.skipped.note_unusable(name, getattr(source, "unusable", []), getattr(source, "inputs_total", 0))
         if not self.ctx.is_main:
             return
         path = self.out / "metrics.csv"

@@ -178,7 +178,7 @@ def _classify(model: Any, name: str, data: Classification, templates: Sequence[s
         result["metrics"] = {"mAP": mean_average_precision(scores, targets)}
         per_class = _per_class_ap(scores, targets)
         return {"result": result, "embeddings": embeddings, "rows": rows, "scores": scores, "targets": targets,
-                "per_class": per_class, "class_names": [n[0] for n in data.class_names]}
+                "per_class": per_class, "class_names": data.labels_for_display()}
     labels = torch.tensor([data.labels[i] for i in kept])
     folds = [data.folds[i] for i in kept] if data.folds is not None else None
     groups = sorted(set(folds)) if folds is not None else [None]
@@ -193,7 +193,7 @@ def _classify(model: Any, name: str, data: Classification, templates: Sequence[s
         result["per_fold"] = per_fold
         log(f"{len(groups)} folds: " + ", ".join(f"{f} {100 * v['top1']:.1f}%" for f, v in per_fold.items()))
     return {"result": result, "embeddings": embeddings, "rows": rows, "scores": scores, "labels": labels,
-            "class_names": [n[0] for n in data.class_names]}
+            "class_names": data.labels_for_display()}
 
 
 def _per_class_ap(scores: Tensor, targets: Tensor) -> list[float | None]:
