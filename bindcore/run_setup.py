@@ -268,7 +268,7 @@ class RunSetup:
         if block.data.kind == "toy":
             count = toy.train_scenes if split == "train" else toy.eval_scenes
             seed = toy.seed if split == "train" else toy.seed + EVAL_SCENES_OFFSET
-            return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module})
+            return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module}, nuisance=toy.nuisance)
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
         if block.data.kind not in ("manifest", "webdataset", "video"):

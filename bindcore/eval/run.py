@@ -69,7 +69,7 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
             renderers[name] = module
         except NotImplementedError:
             skipped[name] = "no toy-world renderer"
-    source = ToySource(toy.eval_scenes, toy.seed + EVAL_SCENES_OFFSET, renderers)
+    source = ToySource(toy.eval_scenes, toy.seed + EVAL_SCENES_OFFSET, renderers, nuisance=toy.nuisance)
     labels = torch.tensor([source.label(i) for i in range(len(source))])
     prototypes = class_embeddings(
         CONCEPTS, templates, lambda texts: anchor.encode_text(text.preprocess(texts).to(device)).cpu())

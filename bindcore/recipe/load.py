@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from bindcore.anchor.config import looks_like_weights_file
 from bindcore.config import format_validation_error
 from bindcore.errors import ConfigError
+from bindcore.recipe.finetune import check_finetune_settings, merge_init_options
 from bindcore.recipe.schema import (
     ANCHOR_MODALITIES,
     RESERVED_MODALITY_KEYS,
@@ -186,14 +187,21 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
                 if data.kind not in BUILTIN_KINDS and data.kind not in data_kinds():
                     problems.append(f"{prefix}.data.kind: {unknown_kind_message(data.kind)}")
                     data = None
-            options = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
+            options: dict[str, Any] | None = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
+            init = _init_path(block.get("init"), source, prefix, problems)
+            if init is not None:  # the saved weights fix the config: recipe keys may only keep their shapes
+                options = merge_init_options(cls, options, init, prefix, problems)
+            if options is None or (block.get("init") is not None and init is None):
+                continue
             if train is not None and train.drop_path is not None:
                 options = _with_drop_path(cls.Config, options, train.drop_path)
             config = _validate(cls.Config, options, prefix, problems)
             if train is not None:
                 _check_augmentation(name, cls, train.augmentation, recipe, problems)
+                if config is not None:
+                    check_finetune_settings(cls, config, train, prefix, problems)
             if None not in (train, data, config):
-                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data)
+                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data, init=init)
     for side, plugin in (("image", "vision"), ("text", "text")):
         if recipe is None:
             break
@@ -213,6 +221,22 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
         raise ConfigError("\n  ".join([head, *problems]))
     assert recipe is not None
     return ValidatedRecipe(recipe=recipe, modalities=modalities, source=source, raw=raw)
+
+
+def _init_path(value: Any, source: Path | None, prefix: str, problems: list[str]) -> Path | None:
+    """``modalities.<name>.init`` resolved against the recipe file (None: absent or a problem)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        problems.append(f"{prefix}.init: expected the path of a saved modality directory or checkpoint "
+                        f"(got {value!r})")
+        return None
+    unset = unset_variables(str(value))
+    if unset:
+        problems.append(f"{prefix}.init: {value} uses the environment variable {', '.join(unset)}, which is not set "
+                        f"(export it, e.g. {unset[0]}=/path/to/weights)")
+        return None
+    return resolve_path(source, str(value))
 
 
 def recipe_anchor_source(recipe: Recipe, source: Path | None) -> Any:

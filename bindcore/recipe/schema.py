@@ -18,7 +18,7 @@ from bindcore.anchor.config import LOCAL_DIR_PREFIX, AnchorConfig, looks_like_we
 from bindcore.config import ModalityConfig
 from bindcore.recipe.validation import BenchmarkEntry, KeepBest, ValData
 
-RESERVED_MODALITY_KEYS = ("train", "data")
+RESERVED_MODALITY_KEYS = ("train", "data", "init")
 ANCHOR_MODALITIES = ("vision", "text")
 
 
@@ -111,6 +111,17 @@ class Augmentation(_Strict):
         return missing
 
 
+class LoraSettings(_Strict):
+    """LoRA adapters on the trunk's projections (:mod:`bindcore.nn.lora`); the base weights stay frozen."""
+
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0, description="scaling of the update: alpha / rank")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout of the low-rank path's input features")
+    targets: list[str] = Field(["qkv", "out", "fc1", "fc2"], min_length=1,
+                               description="qkv, out, fc1, fc2 (the trunk's attention/MLP projections) or globs "
+                                           "over parameter names")
+
+
 class TrainSettings(_Strict):
     """How one (anchor, modality) pair trains. Defaults are the paper's shared settings."""
 
@@ -129,9 +140,15 @@ class TrainSettings(_Strict):
     max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps (overrides epochs when smaller)")
     drop_path: float | None = Field(None, ge=0, lt=1, description="stochastic depth, passed to the plugin Config")
     augmentation: Augmentation = Augmentation()
+    freeze: list[str] = Field(default_factory=list, description="parameters kept frozen: stem, blocks, blocks.A-B, "
+                                                                 "head, trunk, or globs over parameter names")
+    lora: LoraSettings | None = Field(None, description="train LoRA adapters instead of the weights (null: off)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainSettings:
+        if self.lora is not None and self.freeze:
+            raise ValueError("freeze and lora together: with lora every base weight is frozen and only the adapters "
+                             "train; remove freeze")
         if self.batch_size % self.grad_accumulation:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accumulation "
                              f"{self.grad_accumulation}")
@@ -247,6 +264,17 @@ class ToyData(_Strict):
     train_scenes: int = Field(2000, ge=2)
     eval_scenes: int = Field(500, ge=10)
     seed: int = 0
+    nuisance: dict[Literal["x", "y", "size", "brightness", "noise"], tuple[float, float]] = Field(
+        default_factory=dict, description="shifted nuisance ranges, e.g. {noise: [0.2, 0.4]} (bindcore.toyworld."
+                                          "NUISANCE_RANGES: the defaults)")
+
+    @field_validator("nuisance")
+    @classmethod
+    def _ranges(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if low > high:
+                raise ValueError(f"{name}: a range is [low, high] with low <= high, got [{low}, {high}]")
+        return value
 
 
 class DataSettings(_Strict):
@@ -304,6 +332,7 @@ class ModalityRecipe(BaseModel):
     config: ModalityConfig
     train: TrainSettings
     data: ModalityData
+    init: Path | None = None  #: the saved modality (or checkpoint) the weights start from, resolved
 
 
 class ValidatedRecipe(BaseModel):

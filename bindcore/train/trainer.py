@@ -39,6 +39,7 @@ from bindcore.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from bindcore.train.finetune import param_groups, prepare_modality
 from bindcore.train.run_dir import CHECKPOINTS_DIR, claim_run_directory
 from bindcore.train.validation import Validation
 
@@ -69,15 +70,6 @@ def lr_at(settings: Any, plan: ModalityPlan, local_step: int) -> float:
     span = max(1, plan.total_steps - warmup)
     progress = min(1.0, (local_step - warmup) / span)
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _param_groups(head: BindHead, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, param in head.named_parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 and "pos_embed" not in name and "cls_token" not in name else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def enable_grad_checkpointing(module: nn.Module) -> int:
@@ -125,11 +117,12 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, module in self.modules.items():
             settings = self.recipe.modalities[name].train
+            prepare_modality(name, module, self.recipe.modalities[name], run.seed, self.ctx.log)  # init/freeze/lora
             head = BindHead(module, settings.temperature, settings.learnable_temperature).to(self.ctx.device)
             if run.grad_checkpointing:
                 enable_grad_checkpointing(head)
             self.heads[name] = head
-            self.optimizers[name] = torch.optim.AdamW(_param_groups(head, settings.weight_decay),
+            self.optimizers[name] = torch.optim.AdamW(param_groups(head, settings.weight_decay),
                                                       lr=settings.lr, betas=settings.betas)
         self.wrapped: dict[str, nn.Module] = dict(self.heads)
         if self.ctx.world_size > 1:
