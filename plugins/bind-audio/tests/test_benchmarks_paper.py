@@ -161,4 +161,4 @@ def test_plugin_registers_the_paper_benchmarks():
 
     registered = []
     bind_audio.register_benchmarks(registered.append)
-    assert [b.name for b in registered] == ["clotho", "audiocaps", "audioset", "vggsound"]
+    assert [b.name for b in registered] == ["esc50", "clotho", "audiocaps", "audioset", "vggsound"]
