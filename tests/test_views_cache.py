@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ def test_view_boxes_stay_within_the_recipes_scale_and_ratio():
 
 
 class _Spatial:
-    augment_axes = {"height": -2, "width": -1}
+    augment_axes: ClassVar[dict[str, int]] = {"height": -2, "width": -1}
 
 
 class _FakeViews(ViewsCache):
