@@ -93,6 +93,8 @@ def median_seconds(fn: Callable[[], Any], steps: int, warmup: int, device: torch
     for _ in range(warmup):
         fn()
     synchronize(device)
+    if not steps:
+        return 0.0
     times = []
     for _ in range(steps):
         started = time.perf_counter()
@@ -225,12 +227,20 @@ def main() -> None:
                                    "threads": torch.get_num_threads(), "peak_flops": peak, "peak": peak_note,
                                    "torch": torch.__version__}
         def run_modes(forward: Any, modes: list[str], label: str) -> dict[str, Any]:
+            """Median step time of each mode, the modes' timed steps interleaved (round after round), so that a
+            change in the machine's load falls on every mode alike."""
+            for mode in modes:
+                median_seconds(lambda m=mode: step(m, forward), 0, args.warmup, device)
+            times: dict[str, list[float]] = {mode: [] for mode in modes}
+            for _ in range(args.steps):
+                for mode in modes:
+                    times[mode].append(median_seconds(lambda m=mode: step(m, forward), 1, 0, device))
             measured = {}
             for mode in modes:
-                seconds = median_seconds(lambda m=mode: step(m, forward), args.steps, args.warmup, device)
+                seconds = statistics.median(times[mode])
                 flops = count_flops(lambda m=mode: step(m, head))  # eager: the same arithmetic, countable
                 measured[mode] = {"step_s": seconds, "samples_per_s": batch / seconds, "flops": flops,
-                                  "mfu": flops / seconds / peak}
+                                  "mfu": flops / seconds / peak, "times_s": times[mode]}
                 print(f"{mode + label:<21} median step {seconds:.4f}s  {batch / seconds:9.1f} samples/s  "
                       f"{flops / 1e9:9.1f} GFLOP  MFU {100 * flops / seconds / peak:5.1f}%", flush=True)
             return measured
