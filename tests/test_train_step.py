@@ -15,7 +15,7 @@ from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
 from bindcore.testing.stubs import stub_registry, tiny_recipe
 from bindcore.train.checkpoint import list_checkpoints
-from bindcore.train.step import NonFiniteWatch, bind_step, step_unless_non_finite
+from bindcore.train.step import NonFiniteWatch, bind_step, step_then_undo_unless
 from bindcore.train.trainer import BindHead, train
 
 
@@ -145,10 +145,14 @@ def _state(optimizer: torch.optim.Optimizer, module: nn.Module):
     return copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
 
 
-@pytest.mark.parametrize("fused", [False, True])
-def test_a_non_finite_step_is_skipped_on_the_device(fused):
+@pytest.mark.parametrize("strategy", ["unfused", "fused", "undo"])
+def test_a_non_finite_step_is_skipped_on_the_device(strategy, monkeypatch):
+    import bindcore.train.step as step_module
+
     head = _head()
-    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, fused=fused or None)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-2, fused=(strategy == "fused") or None)
+    if strategy == "undo":  # the path of unfused optimisers on a GPU: step, then put everything back on the device
+        monkeypatch.setattr(step_module, "step_unless_non_finite", step_module.step_then_undo_unless)
     batches = _batches(3)
 
     def run(step_batches):
@@ -176,7 +180,7 @@ def test_skipping_the_first_step_leaves_a_fresh_optimiser():
     fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-2)
     for param in head.parameters():
         param.grad = torch.full_like(param, float("inf"))
-    step_unless_non_finite(optimizer, torch.tensor(False))
+    step_then_undo_unless(optimizer, torch.tensor(False))  # the first step's state, created and undone
     inputs, targets = _batches(1)[0]
     for module, opt in ((head, optimizer), (fresh, fresh_opt)):
         bind_step(module, module, opt, inputs, targets, micro_steps=1, grad_clip=None, autocast=nullcontext)

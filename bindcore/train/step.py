@@ -3,7 +3,8 @@ device; the trainer reads them only at ``run.log_every``, at checkpoints and at 
 
 A non-finite step is skipped on the device, as ``torch.amp.GradScaler`` skips one: fused AdamW (CUDA) takes a
 ``found_inf`` flag and leaves parameters, moments and step count untouched; any other optimiser's update is undone
-with ``torch.where`` against a copy taken before it. :class:`NonFiniteWatch` remembers the first such step, so the
+with ``torch.where`` against a copy taken before it (on CPU, where reading the flag waits for nothing, the step is
+simply not taken). :class:`NonFiniteWatch` remembers the first such step, so the
 trainer can stop naming it (and the pair) before it writes the next checkpoint: the last good one stays intact.
 
 On CPU the arithmetic is the one the trainer ran before (float64 sum of the micro-steps' losses, the same clipping
@@ -54,6 +55,17 @@ def step_unless_non_finite(optimizer: torch.optim.Optimizer, finite: Tensor) -> 
         finally:
             del optimizer.found_inf  # type: ignore[attr-defined]
         return
+    if finite.device.type == "cpu":  # no device queue to wait for: reading the flag costs nothing here
+        if finite:
+            optimizer.step()
+        return
+    step_then_undo_unless(optimizer, finite)
+
+
+@torch.no_grad()
+def step_then_undo_unless(optimizer: torch.optim.Optimizer, finite: Tensor) -> None:
+    """``optimizer.step()``, then every parameter and state tensor put back where ``finite`` is False (any
+    optimiser, on any device, at the cost of one copy of them)."""
     before = {key: value.clone() for key, value in _optimizer_tensors(optimizer)}
     optimizer.step()
     for key, value in _optimizer_tensors(optimizer):
@@ -116,4 +128,5 @@ def fused_adamw_available(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-__all__ = ["NonFiniteWatch", "StepResult", "bind_step", "fused_adamw_available", "step_unless_non_finite"]
+__all__ = ["NonFiniteWatch", "StepResult", "bind_step", "fused_adamw_available", "step_then_undo_unless",
+           "step_unless_non_finite"]
