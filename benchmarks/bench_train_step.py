@@ -162,8 +162,9 @@ def main() -> None:
 
     from bindcore.data.batches import ANCHOR_IMAGE_AXES, crop_resize, sample_crop_boxes
     from bindcore.recipe.schema import ImageCrop
+    from bindcore.train.finetune import param_groups
     from bindcore.train.step import bind_step
-    from bindcore.train.trainer import BindHead, _param_groups
+    from bindcore.train.trainer import BindHead
 
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -176,7 +177,7 @@ def main() -> None:
     print(f"built {args.anchor} (random weights, image layers: {depth}) in {time.perf_counter() - started:.1f}s")
     audio = audio_modality(clips_per_item=1, embed_dim=anchor.embed_dim, num_layers=args.audio_layers)
     head = BindHead(audio, 0.05, learnable=False).to(device).train()
-    optimizer = torch.optim.AdamW(_param_groups(head, 0.2), lr=1e-4, betas=(0.9, 0.95),
+    optimizer = torch.optim.AdamW(param_groups(head, 0.2), lr=1e-4, betas=(0.9, 0.95),
                                   fused=device.type == "cuda" or None)
     model = torch.compile(head) if args.compile else head
     dtype = torch.bfloat16 if device.type == "cuda" else None

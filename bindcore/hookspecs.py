@@ -28,6 +28,13 @@ def register_commands(cli: Any) -> None:
 
 
 @hookspec
+def register_data_kinds(register: Callable[[Any], None]) -> None:
+    """Call ``register(bindcore.data.kinds.DataKind(name, build, description))`` once per data kind this plugin
+    provides (a reader of a published dataset tree, e.g. ``sunrgbd``); recipes name it as
+    ``modalities.<name>.data.kind``. A name bindcore or another plugin already uses is refused."""
+
+
+@hookspec
 def register_benchmarks(register: Callable[[Any], None]) -> None:
     """Call ``register(bindcore.eval.benchmarks.spec.Benchmark(...))`` once per benchmark this plugin provides
     (``bindcore benchmark --list`` shows them). A name another plugin already registered is refused."""

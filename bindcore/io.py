@@ -111,6 +111,7 @@ def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str |
                   source: str | None = None, overwrite: bool = False) -> Path:
     """Write ``modality`` to directory ``path``; refuses to replace an existing one unless ``overwrite``."""
     import bindcore
+    from bindcore.nn.lora import has_lora, split_state, write_adapter
     from bindcore.safetensors_io import write_safetensors
 
     target = Path(path)
@@ -125,9 +126,13 @@ def save_modality(modality: Any, path: str | os.PathLike[str], *, license: str |
         "license": license,
         "source": source or getattr(modality, "weights_source", None),
     }
+    adapted = has_lora(modality)
     with atomic_directory(target, overwrite=overwrite) as staging:
         # Not safetensors' save_file: since 0.8 it writes through a 0600 temporary file whatever the umask.
-        write_safetensors(staging / WEIGHTS_FILE, modality.state_dict())
+        # LoRA adapters go beside the untouched base weights (bindcore.nn.lora), in the same atomic directory.
+        write_safetensors(staging / WEIGHTS_FILE, split_state(modality)[0] if adapted else modality.state_dict())
+        if adapted:
+            write_adapter(modality, staging)
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return target
 
@@ -159,9 +164,25 @@ def warn_if_non_commercial(meta: dict[str, Any], where: str) -> None:
                       UserWarning, stacklevel=3)
 
 
+def _attach_saved_adapter(module: Any, path: Path, again: str) -> None:
+    """Put the LoRA adapters saved in ``path`` (``adapter.safetensors``, from a ``train.lora`` run) on ``module``."""
+    from safetensors import SafetensorError
+
+    from bindcore.nn.lora import attach_adapter, read_adapter_config
+
+    try:
+        config = read_adapter_config(path)
+        if config is not None:
+            attach_adapter(module, path, config)
+    except (ValueError, KeyError, SafetensorError, OSError) as error:
+        raise ConfigError(f"{path}: its LoRA adapter cannot be loaded ({error}); {again}, or write plain weights "
+                          f"with `bindcore export RUN --merge OUT`") from None
+
+
 def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
     """Rebuild a modality saved with :func:`save_modality` (strict weight loading), in eval mode: ready to embed,
-    with stochastic depth and dropout off (a trainer switches to train mode itself)."""
+    with stochastic depth and dropout off (a trainer switches to train mode itself). A directory with LoRA adapters
+    (``adapter.safetensors``) loads as base plus adapters."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -185,6 +206,7 @@ def load_modality(path: str | os.PathLike[str], **config_overrides: Any) -> Any:
         raise ConfigError(f"{weights_path} does not match the {meta['modality']!r} config in {CONFIG_FILE} "
                           f"({' '.join(str(error).split())}); {again}, or load it with the bindcore/plugin "
                           f"version that wrote it") from None
+    _attach_saved_adapter(module, Path(path), again)
     module.weights_license = meta.get("license")
     module.weights_source = meta.get("source")
     warn_if_non_commercial(meta, str(path))

@@ -26,7 +26,7 @@ from torch import nn
 from bindcore.anchor import AnchorConfig, FrozenAnchor, load_anchor
 from bindcore.anchor.config import LOCAL_DIR_CONFIG, LOCAL_DIR_PREFIX
 from bindcore.data.plan import seed_of
-from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ShardSource, ToySource
+from bindcore.data.sources import IMAGE_KEY, ManifestSource, PairedSource, ToySource
 from bindcore.errors import BindcoreError, ConfigError
 from bindcore.recipe import ModalityRecipe, ValidatedRecipe
 from bindcore.recipe.load import anchor_plugin_options
@@ -252,16 +252,36 @@ class RunSetup:
         return modules
 
     def source(self, name: str, module: Any, *, split: str = "train") -> PairedSource:
-        """The (image, ``name``) pairs of ``split`` ("train", or "eval" for the toy world's held-out scenes)."""
+        """The (image, ``name``) pairs of ``split``: "train", "eval" (the toy world's held-out scenes) or "val" (the
+        modality's ``data.val`` split)."""
         block: ModalityRecipe = self.recipe.modalities[name]
         toy = self.recipe.data.toy
+        if split == "val":
+            from bindcore.recipe.validation import val_source
+
+            val = block.data.val
+            if val is None:
+                raise ConfigError(f"modalities.{name}.data.val is not set: {name} has no validation split")
+            location = val.manifest if val.kind == "manifest" else val.shards
+            return val_source(val, name, self.recipe.resolve(location or ""), toy,
+                              {IMAGE_KEY: self.vision, name: module})
         if block.data.kind == "toy":
             count = toy.train_scenes if split == "train" else toy.eval_scenes
             seed = toy.seed if split == "train" else toy.seed + EVAL_SCENES_OFFSET
-            return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module})
+            return ToySource(count, seed, {IMAGE_KEY: self.vision, name: module}, nuisance=toy.nuisance)
         if block.data.kind == "manifest":
             return ManifestSource(self.recipe.resolve(block.data.manifest or ""), name)
-        return ShardSource(str(self.recipe.resolve(block.data.shards or "")), name)
+        if block.data.kind not in ("manifest", "webdataset", "video"):
+            from bindcore.data.kinds import build_plugin_source
+
+            return build_plugin_source(name, block.data, self.recipe.source, module, self.recipe.run.seed)
+        if block.data.kind == "video":
+            from bindcore.data.video import VideoSource
+
+            return VideoSource.from_data(name, block.data, self.recipe.source, module, self.recipe.run.seed)
+        from bindcore.data.stream import open_webdataset
+
+        return open_webdataset(name, block, self.recipe.source, module)
 
     def anchor_cache_dir(self) -> Path:
         configured = self.recipe.anchor.cache_embeddings_dir

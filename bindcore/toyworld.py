@@ -7,6 +7,7 @@ scenes through ``Modality.render_toy(scene)``; nothing is downloaded and everyth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,20 +48,34 @@ def concept_code(concept: int, salt: str, size: int) -> np.ndarray:
     return np.random.default_rng(seed_of("concept", concept, salt)).random(size)
 
 
-def generate_scenes(count: int, seed: int, *, num_concepts: int = len(CONCEPTS)) -> list[Scene]:
-    """``count`` scenes with balanced concepts (round-robin, then shuffled), deterministic in ``seed``."""
+#: The range each nuisance variable is drawn from (uniformly); ``generate_scenes(nuisance=...)`` shifts them.
+NUISANCE_RANGES: dict[str, tuple[float, float]] = {
+    "x": (0.3, 0.7), "y": (0.3, 0.7), "size": (0.25, 0.5), "brightness": (0.6, 1.0), "noise": (0.0, 0.1),
+}
+
+
+def generate_scenes(count: int, seed: int, *, num_concepts: int = len(CONCEPTS),
+                    nuisance: Mapping[str, tuple[float, float]] | None = None) -> list[Scene]:
+    """``count`` scenes with balanced concepts (round-robin, then shuffled), deterministic in ``seed``.
+
+    ``nuisance`` replaces some of the :data:`NUISANCE_RANGES` (e.g. ``{"noise": (0.2, 0.4)}``: a shifted world);
+    the concepts and the draws of the other variables stay as they are."""
     if not 1 <= num_concepts <= len(CONCEPTS):
         raise ValueError(f"num_concepts must be in [1, {len(CONCEPTS)}], got {num_concepts}")
+    unknown = set(nuisance or {}) - set(NUISANCE_RANGES)
+    if unknown:
+        raise ValueError(f"unknown nuisance variable(s) {sorted(unknown)}; known: {', '.join(NUISANCE_RANGES)}")
+    ranges = {**NUISANCE_RANGES, **(nuisance or {})}
     rng = np.random.default_rng(seed)
     concepts = rng.permutation(np.arange(count) % num_concepts)
     return [
         Scene(
             concept=int(c),
-            x=float(rng.uniform(0.3, 0.7)),
-            y=float(rng.uniform(0.3, 0.7)),
-            size=float(rng.uniform(0.25, 0.5)),
-            brightness=float(rng.uniform(0.6, 1.0)),
-            noise=float(rng.uniform(0.0, 0.1)),
+            x=float(rng.uniform(*ranges["x"])),
+            y=float(rng.uniform(*ranges["y"])),
+            size=float(rng.uniform(*ranges["size"])),
+            brightness=float(rng.uniform(*ranges["brightness"])),
+            noise=float(rng.uniform(*ranges["noise"])),
             seed=int(rng.integers(0, 2**62)),
         )
         for c in concepts

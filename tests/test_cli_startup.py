@@ -17,7 +17,8 @@ from bindcore.cli import BindcoreGroup, builtin_command_modules, cli
 # Top-level packages that cost from a tenth of a second (pydantic, numpy) to seconds (torch, timm) to import.
 HEAVY = ("torch", "torchvision", "timm", "open_clip", "numpy", "safetensors", "pydantic", "scipy", "PIL")
 
-BUILTIN_COMMANDS = ("cache-anchor", "convert", "embed", "eval", "new-modality", "plugins", "search", "train")
+BUILTIN_COMMANDS = ("benchmark", "cache-anchor", "convert", "embed", "eval", "new-modality", "plugins", "search",
+                    "train")
 
 RUN_AND_LIST_MODULES = """
 import json, sys

@@ -313,7 +313,7 @@ def test_webdataset_recipe_validates_and_trains(stubs, tmp_path, monkeypatch):
     pattern = _shards(tmp_path / "shards")
     raw = tiny_recipe("toya")
     raw["data"]["workers"] = 1
-    raw["modalities"]["toya"]["data"] = {"kind": "webdataset", "shards": pattern, "num_items": 40}
+    raw["modalities"]["toya"]["data"] = {"kind": "webdataset", "shards": pattern}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     checked: list[str] = []
@@ -329,7 +329,7 @@ def test_webdataset_recipe_validates_and_trains(stubs, tmp_path, monkeypatch):
 def test_a_bad_shard_member_is_named_by_shard_and_sample(stubs, tmp_path):
     pattern = _shards(tmp_path / "shards", bad="010007")
     raw = tiny_recipe("toya")
-    raw["modalities"]["toya"]["data"] = {"kind": "webdataset", "shards": pattern, "num_items": 40}
+    raw["modalities"]["toya"]["data"] = {"kind": "webdataset", "shards": pattern}
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(InputError, match=r"train-001\.tar sample 'part\.v1/010007'"):

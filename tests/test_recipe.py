@@ -123,7 +123,18 @@ def test_shipped_recipes_validate(name, monkeypatch):
         assert recipe.anchor.model == "ViT-H-14" and recipe.anchor.pretrained == "laion2b_s32b_b79k"
         temps = {n: m.train.temperature for n, m in recipe.modalities.items()}
         assert temps == {"audio": 0.05, "depth": 0.2, "thermal": 0.1, "imu": 0.2}
-        with pytest.raises(ConfigError, match=r"audio\.data\.manifest: file not found"):
+        kinds = {n: m.data.kind for n, m in recipe.modalities.items()}
+        assert kinds == {"audio": "video", "depth": "sunrgbd", "thermal": "llvip", "imu": "manifest"}
+        with pytest.raises(ConfigError) as missing:  # every tree under $BINDCORE_DATA is read in place
+            load_recipe(RECIPES / name)
+        for line in ("audio.data: video folder not found: /nonexistent/audioset/videos",
+                     "depth.data: '/nonexistent/sunrgbd': no SUN RGB-D tree here",
+                     "thermal.data: '/nonexistent/LLVIP': no LLVIP tree here",
+                     "imu.data.manifest: file not found: /nonexistent/ego4d/train.jsonl"):
+            assert line in str(missing.value)
+        monkeypatch.delenv("BINDCORE_DATA")
+        with pytest.raises(ConfigError, match=r"audio\.data\.root: \$\{BINDCORE_DATA\}/audioset/videos uses the "
+                                              r"environment variable BINDCORE_DATA, which is not set"):
             load_recipe(RECIPES / name)
         crops = {n: m.train.augmentation.image_crop for n, m in recipe.modalities.items()}
         assert all(crop is not None and crop.scale == (0.08, 1.0) for crop in crops.values())  # Table 9's RRC

@@ -40,7 +40,7 @@ class SkippedItems:
                 except json.JSONDecodeError:
                     continue  # a line cut short by a kill
                 if isinstance(record, dict) and {"modality", "index", "step"} <= record.keys() and \
-                        record["step"] < resume_step:
+                        record["step"] is not None and record["step"] < resume_step:
                     kept.append(record)
                     self.seen.setdefault(record["modality"], set()).add(int(record["index"]))
         if write and path.exists():  # a fresh start, or a resume that replays the steps after its checkpoint
@@ -74,3 +74,18 @@ class SkippedItems:
                                   f"(listed in {self.path}), more than max_skipped {fraction:g} allows "
                                   f"({int(fraction * size)} items); fix or remove them, or raise "
                                   f"modalities.{name}.data.max_skipped")
+
+    def note_unusable(self, name: str, records: Iterable[Mapping[str, Any]], total: int) -> None:
+        """List the inputs a source left out when it was built (``where``, ``reason``: a video without sound, ...)
+        with ``step`` None, and log their count; they do not count against ``max_skipped``."""
+        records = [{"modality": name, "index": None, "step": None, **record} for record in records]
+        if not records:
+            return
+        reasons: dict[str, int] = {}
+        for record in records:
+            reasons[record["reason"].split(" (")[0]] = reasons.get(record["reason"].split(" (")[0], 0) + 1
+        summary = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        self.log(f"data: {name}: {len(records)} of {total} inputs left out ({summary}); listed in {self.path}")
+        if self.write:
+            with self.path.open("a") as handle:
+                handle.writelines(json.dumps(record) + "\n" for record in records)

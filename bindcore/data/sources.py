@@ -13,7 +13,7 @@ import shutil
 import tarfile
 import tempfile
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ class PairedSource:
     """Random-access pairs. ``keys`` are the raw-input keys an item holds (``image`` and one modality)."""
 
     keys: tuple[str, ...]
+    #: The modality's items are preprocessed tensors (``bindcore shard --preprocessed``), not raw inputs.
+    preprocessed: bool = False
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -54,9 +56,11 @@ class PairedSource:
 class ToySource(PairedSource):
     """Toy-world scenes rendered on demand by each modality's ``render_toy`` (deterministic in ``seed``)."""
 
-    def __init__(self, count: int, seed: int, renderers: dict[str, Any]):
-        self.scenes: list[Scene] = generate_scenes(count, seed)
+    def __init__(self, count: int, seed: int, renderers: dict[str, Any],
+                 nuisance: Mapping[str, tuple[float, float]] | None = None):
+        self.scenes: list[Scene] = generate_scenes(count, seed, nuisance=nuisance)
         self.seed = seed
+        self.nuisance = dict(nuisance or {})
         self.renderers = renderers
         self.keys = tuple(renderers)
 
@@ -76,7 +80,9 @@ class ToySource(PairedSource):
         renderer = self.renderers[key]
         config = getattr(renderer, "config", None)
         described = config.model_dump(mode="json") if config is not None else None
-        return f"toy:{len(self)}:{self.seed}:{getattr(renderer, 'name', key)}:" + json.dumps(described, sort_keys=True)
+        shifted = f":{json.dumps(self.nuisance, sort_keys=True)}" if self.nuisance else ""  # default: as before
+        return (f"toy:{len(self)}:{self.seed}{shifted}:{getattr(renderer, 'name', key)}:"
+                + json.dumps(described, sort_keys=True))
 
     def describe(self, index: int) -> str:
         return f"toy scene {index} (seed {self.seed})"

@@ -8,4 +8,14 @@ DEFAULT_TEMPLATES = (
     "a drawing of a {}.", "a photo of one {}.", "a sculpture of a {}.", "a toy {}.",
 )  # a subset of CLIP's ImageNet prompt templates
 
-__all__ = ["DEFAULT_TEMPLATES"]
+
+
+def clip_imagenet_templates() -> tuple[str, ...]:
+    """CLIP's 80 ImageNet prompt templates as ``{}`` strings: what ImageBind's zero-shot evaluation uses for every
+    modality (paper App. B). Taken from open_clip, which ships them as functions of the class name."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+
+
+__all__ = ["DEFAULT_TEMPLATES", "clip_imagenet_templates"]

@@ -12,7 +12,8 @@ def format_table(result: dict[str, Any]) -> str:
     """Rows = bound modalities; columns = emergent zero-shot top-1, chance, pairing (like the paper's Table 2)."""
     mode = "EMERGENT (bound with image pairs only; never saw text)" if result["emergent"] else "TEXT-PAIRED"
     chance = result["chance"]
-    lines = [f"Zero-shot classification from text prompts — {mode}",
+    lines = [*([f"Toy-world eval on: {result['data']}"] if result.get("data") else []),
+             f"Zero-shot classification from text prompts — {mode}",
              f"{'modality':<10} {'top-1':>7} {'chance':>7}  pairing"]
     for name, value in result["zero_shot_top1"].items():
         lines.append(f"{name:<10} {100 * value:>6.1f}% {100 * chance['zero_shot_top1']:>6.1f}%  "

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from bindcore.data.batches import preprocess_all
 from bindcore.data.sources import IMAGE_KEY, ToySource
+from bindcore.errors import ConfigError
 from bindcore.eval.metrics import arithmetic_top2, class_embeddings, retrieval_recall, zero_shot_top1
 from bindcore.eval.prompts import DEFAULT_TEMPLATES
 from bindcore.eval.report import format_table, save_plot
@@ -40,9 +41,18 @@ def _embed(module: Any, inputs: Tensor, batch_size: int, device: torch.device) -
 @torch.no_grad()
 def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, *,
              log: Callable[[str], None] = print, pairing: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run every metric on the toy world's held-out scenes with ``setup``'s anchor and ``modules``; write
-    ``out/eval.json`` and ``out/eval.png`` (``out`` defaults to the run directory); print a Table-2-style table."""
-    recipe, anchor, vision, text = setup.recipe, setup.anchor, setup.vision, setup.text
+    """Run every metric on the toy world's held-out scenes with ``setup``'s anchor and those of ``modules`` that the
+    run trained on the toy world (the others are listed under ``skipped``; :class:`ConfigError` when none was);
+    write ``out/eval.json`` and ``out/eval.png`` (``out`` defaults to the run directory); print a Table-2-style
+    table that names the data it is on."""
+    recipe = setup.recipe
+    elsewhere = trained_elsewhere(recipe, modules)
+    if elsewhere and len(elsewhere) == len(modules):
+        raise ConfigError("the toy-world eval does not apply: no modality of this run trained on the toy world ("
+                          + ", ".join(f"{n}: {kind} data" for n, kind in elsewhere.items()) + "); measure them on "
+                          "held-out data instead (modalities.<name>.data.val, eval.benchmarks, bindcore benchmark)")
+    modules = {name: module for name, module in modules.items() if name not in elsewhere}
+    anchor, vision, text = setup.anchor, setup.vision, setup.text
     device = setup.ctx.device
     out = setup.out if out is None else out
     started = time.perf_counter()
@@ -51,7 +61,7 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
     workers = recipe.data.workers
     templates = settings.templates or list(DEFAULT_TEMPLATES)
     pairing = pairing or {name: "image" for name in modules}
-    skipped = {}
+    skipped = {name: f"trained on {kind} data, not the toy world" for name, kind in elsewhere.items()}
     renderers: dict[str, Any] = {IMAGE_KEY: vision}
     for name, module in modules.items():
         try:
@@ -59,7 +69,7 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
             renderers[name] = module
         except NotImplementedError:
             skipped[name] = "no toy-world renderer"
-    source = ToySource(toy.eval_scenes, toy.seed + EVAL_SCENES_OFFSET, renderers)
+    source = ToySource(toy.eval_scenes, toy.seed + EVAL_SCENES_OFFSET, renderers, nuisance=toy.nuisance)
     labels = torch.tensor([source.label(i) for i in range(len(source))])
     prototypes = class_embeddings(
         CONCEPTS, templates, lambda texts: anchor.encode_text(text.preprocess(texts).to(device)).cpu())
@@ -99,6 +109,7 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
         "chance": {"zero_shot_top1": 1 / classes, "retrieval_r1": 1 / count, "retrieval_r5": min(1.0, 5 / count),
                    "retrieval_r1_same_concept": 1 / classes, "arithmetic_top2": 2 / (classes * (classes - 1))},
         "num_eval_scenes": count,
+        "data": f"toy world, {count} held-out scenes, seed {source.seed}",
         "classes": list(CONCEPTS),
         "templates": len(templates),
         "skipped": skipped,
@@ -114,6 +125,13 @@ def evaluate(setup: RunSetup, modules: dict[str, Any], out: Path | None = None, 
             save_plot(result, similarity, out / "eval.png")
         log(f"wrote {out / 'eval.json'}" + (f" and {out / 'eval.png'}" if settings.plot else ""))
     return result
+
+
+def trained_elsewhere(recipe: Any, modules: dict[str, Any]) -> dict[str, str]:
+    """Modality → data kind, for each of ``modules`` that the run trained on other data than the toy world: the toy
+    eval never scores them (toy scenes and class names say nothing about an encoder of the user's data)."""
+    return {name: recipe.modalities[name].data.kind for name in modules
+            if name in recipe.modalities and recipe.modalities[name].data.kind != "toy"}
 
 
 def _concept_similarity(embeddings: dict[str, Tensor], labels: Tensor, classes: int,

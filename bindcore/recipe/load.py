@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from bindcore.anchor.config import looks_like_weights_file
 from bindcore.config import format_validation_error
 from bindcore.errors import ConfigError
+from bindcore.recipe.finetune import check_finetune_settings, merge_init_options
 from bindcore.recipe.schema import (
     ANCHOR_MODALITIES,
     RESERVED_MODALITY_KEYS,
@@ -33,6 +34,7 @@ from bindcore.recipe.schema import (
     ValidatedRecipe,
     resolve_path,
 )
+from bindcore.recipe.validation import check_validation_files, check_validation_settings
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -63,16 +65,19 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
     data, prefix = block.data, f"modalities.{name}.data"
     count: int | None = None
     summary: str | None = None
+    for field in ("manifest", "shards", "root", "index"):
+        value = getattr(data, field)
+        unset = unset_variables(value) if value else []
+        if unset:
+            problems.append(f"{prefix}.{field}: {value} uses the environment variable {', '.join(unset)}, "
+                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
+            return None
     if data.kind == "toy":
         count = recipe.data.toy.train_scenes
         where, summary = "the toy world (data.toy.train_scenes)", f"{prefix}: {count} toy scenes"
     elif data.kind == "manifest" and data.manifest:
         path = resolve_path(source, data.manifest)
-        unset = unset_variables(data.manifest)
-        if unset:
-            problems.append(f"{prefix}.manifest: {data.manifest} uses the environment variable {', '.join(unset)}, "
-                            f"which is not set (export it, e.g. {unset[0]}=/path/to/data)")
-        elif not path.is_file():
+        if not path.is_file():
             problems.append(f"{prefix}.manifest: file not found: {path} "
                             f"(write a JSONL manifest of {{\"image\": ..., \"{name}\": ...}} rows there)")
         else:
@@ -81,6 +86,21 @@ def check_modality_data(name: str, block: ModalityRecipe, recipe: Recipe, source
             count = None if scan.problems else len(scan.rows)  # the batch size is checked on good data only
             where = f"the manifest {path}"
             summary = f"{prefix}: {scan.read} rows of {path} checked ({scan.files} files)"
+    elif data.kind not in ("manifest", "webdataset", "video"):
+        from bindcore.data.kinds import check_plugin_source
+
+        count, summary = check_plugin_source(name, block, recipe.run.seed, source, problems)
+        where = f"the {data.kind} tree {data.root}"
+    elif data.kind == "video":
+        from bindcore.data.video import check_videos
+
+        count, summary = check_videos(name, block, recipe.run.seed, source, problems)
+        where = f"the videos of {data.root or data.manifest}"
+    elif data.kind == "webdataset" and data.shards and data.mode == "stream":
+        from bindcore.data.stream import check_stream
+
+        count, summary = check_stream(name, block, source, problems)
+        where = f"the streamed shards {data.shards}"
     elif data.kind == "webdataset" and data.shards:
         shards = expand_shards(str(resolve_path(source, data.shards)))
         missing = [p for p in shards if not Path(p).is_file()]
@@ -108,6 +128,8 @@ def _check_files(recipe: Recipe, modalities: dict[str, ModalityRecipe], source: 
         summary = check_modality_data(name, block, recipe, source, problems)
         if summary and checked is not None:
             checked.append(summary)
+    check_validation_files(recipe, modalities, source, problems, checked, resolve_path=resolve_path,
+                           unset_variables=unset_variables)
     anchor = ValidatedRecipe(recipe=recipe, modalities={}, source=source, raw={}).anchor_source()
     if anchor.pretrained and not os.path.isfile(anchor.pretrained) and \
             looks_like_weights_file(recipe.anchor.pretrained or ""):
@@ -159,14 +181,27 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
                 continue
             train = _validate(TrainSettings, block.get("train") or {}, f"{prefix}.train", problems)
             data = _validate(ModalityData, block.get("data") or {}, f"{prefix}.data", problems)
-            options = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
+            if data is not None:
+                from bindcore.data.kinds import BUILTIN_KINDS, data_kinds, unknown_kind_message
+
+                if data.kind not in BUILTIN_KINDS and data.kind not in data_kinds():
+                    problems.append(f"{prefix}.data.kind: {unknown_kind_message(data.kind)}")
+                    data = None
+            options: dict[str, Any] | None = {k: v for k, v in block.items() if k not in RESERVED_MODALITY_KEYS}
+            init = _init_path(block.get("init"), source, prefix, problems)
+            if init is not None:  # the saved weights fix the config: recipe keys may only keep their shapes
+                options = merge_init_options(cls, options, init, prefix, problems)
+            if options is None or (block.get("init") is not None and init is None):
+                continue
             if train is not None and train.drop_path is not None:
                 options = _with_drop_path(cls.Config, options, train.drop_path)
             config = _validate(cls.Config, options, prefix, problems)
             if train is not None:
                 _check_augmentation(name, cls, train.augmentation, recipe, problems)
+                if config is not None:
+                    check_finetune_settings(cls, config, train, prefix, problems)
             if None not in (train, data, config):
-                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data)
+                modalities[name] = ModalityRecipe(name=name, config=config, train=train, data=data, init=init)
     for side, plugin in (("image", "vision"), ("text", "text")):
         if recipe is None:
             break
@@ -177,6 +212,8 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
             continue  # the trainer falls back to its built-in toy stand-in
         options = anchor_plugin_options(cls, block, recipe_anchor_source(recipe, source))
         _validate(cls.Config, options, f"anchor.{side}", problems)
+    if recipe is not None:
+        check_validation_settings(recipe, modalities, problems)
     if recipe is not None and check_files:
         _check_files(recipe, modalities, source, problems, checked)
     if problems:
@@ -184,6 +221,22 @@ def validate_recipe(raw: Any, *, source: Path | None = None, check_files: bool =
         raise ConfigError("\n  ".join([head, *problems]))
     assert recipe is not None
     return ValidatedRecipe(recipe=recipe, modalities=modalities, source=source, raw=raw)
+
+
+def _init_path(value: Any, source: Path | None, prefix: str, problems: list[str]) -> Path | None:
+    """``modalities.<name>.init`` resolved against the recipe file (None: absent or a problem)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        problems.append(f"{prefix}.init: expected the path of a saved modality directory or checkpoint "
+                        f"(got {value!r})")
+        return None
+    unset = unset_variables(str(value))
+    if unset:
+        problems.append(f"{prefix}.init: {value} uses the environment variable {', '.join(unset)}, which is not set "
+                        f"(export it, e.g. {unset[0]}=/path/to/weights)")
+        return None
+    return resolve_path(source, str(value))
 
 
 def recipe_anchor_source(recipe: Recipe, source: Path | None) -> Any:

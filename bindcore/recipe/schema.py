@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -15,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bindcore.anchor.config import LOCAL_DIR_PREFIX, AnchorConfig, looks_like_weights_file
 from bindcore.config import ModalityConfig
+from bindcore.recipe.validation import BenchmarkEntry, KeepBest, ValData
 
-RESERVED_MODALITY_KEYS = ("train", "data")
+RESERVED_MODALITY_KEYS = ("train", "data", "init")
 ANCHOR_MODALITIES = ("vision", "text")
 
 
@@ -109,6 +111,17 @@ class Augmentation(_Strict):
         return missing
 
 
+class LoraSettings(_Strict):
+    """LoRA adapters on the trunk's projections (:mod:`bindcore.nn.lora`); the base weights stay frozen."""
+
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0, description="scaling of the update: alpha / rank")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout of the low-rank path's input features")
+    targets: list[str] = Field(["qkv", "out", "fc1", "fc2"], min_length=1,
+                               description="qkv, out, fc1, fc2 (the trunk's attention/MLP projections) or globs "
+                                           "over parameter names")
+
+
 class TrainSettings(_Strict):
     """How one (anchor, modality) pair trains. Defaults are the paper's shared settings."""
 
@@ -127,9 +140,15 @@ class TrainSettings(_Strict):
     max_steps: int | None = Field(None, ge=1, description="cap on optimiser steps (overrides epochs when smaller)")
     drop_path: float | None = Field(None, ge=0, lt=1, description="stochastic depth, passed to the plugin Config")
     augmentation: Augmentation = Augmentation()
+    freeze: list[str] = Field(default_factory=list, description="parameters kept frozen: stem, blocks, blocks.A-B, "
+                                                                 "head, trunk, or globs over parameter names")
+    lora: LoraSettings | None = Field(None, description="train LoRA adapters instead of the weights (null: off)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainSettings:
+        if self.lora is not None and self.freeze:
+            raise ValueError("freeze and lora together: with lora every base weight is frozen and only the adapters "
+                             "train; remove freeze")
         if self.batch_size % self.grad_accumulation:
             raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accumulation "
                              f"{self.grad_accumulation}")
@@ -139,15 +158,33 @@ class TrainSettings(_Strict):
 class ModalityData(_Strict):
     """Where a modality's (image, modality) pairs come from."""
 
-    kind: Literal["toy", "manifest", "webdataset"] = "toy"
-    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path}")
-    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar")
-    num_items: int | None = Field(None, ge=1, description="items in the shards (needed to plan epochs)")
+    kind: str = Field("toy", description="toy | manifest | webdataset | video, or a kind a plugin provides "
+                                         "(sunrgbd: bind-depth, llvip: bind-thermal); checked in the second stage")
+    manifest: str | None = Field(None, description="JSONL/CSV rows {'image': path, '<modality>': path} (kind "
+                                                    "video: rows {'video': path})")
+    root: str | None = Field(None, description="kind video: a folder; every video file under it is used; "
+                                               "a plugin's kind: the dataset's tree")
+    split: str | None = Field(None, description="a plugin's kind: the split of the tree (train, test, ...)")
+    options: dict[str, Any] = Field(default_factory=dict, description="a plugin's kind: its own options")
+    clip_seconds: float | None = Field(None, gt=0, description="kind video: seconds of the modality around each "
+                                                               "frame (default: the modality's clip_duration)")
+    clips_per_video: int = Field(1, ge=1, description="kind video: items per video, each at its own seeded time")
+    shards: str | None = Field(None, description="WebDataset shard pattern, e.g. data/audio-{000000..000099}.tar; "
+                                                 "with mode 'stream' also pipe: commands and URLs")
+    mode: Literal["index", "stream"] = Field(
+        "index", description="webdataset: 'index' reads every shard's member list up front (random access, small "
+                             "data); 'stream' reads shards sequentially, shuffled by shard and within a buffer")
+    index: str | None = Field(None, description="mode 'stream': the shard index (samples per shard) that plans an "
+                                                "epoch; default SHARD_FOLDER/index.json (bindcore shard writes it)")
+    shuffle_buffer: int = Field(1000, ge=1, description="mode 'stream': samples shuffled together")
+    num_items: int | None = Field(None, ge=1, description="deprecated and ignored: the item count comes from the "
+                                                          "shards (index mode) or the shard index (stream mode)")
     on_error: Literal["fail", "skip"] = Field(
         "fail", description="an item whose files cannot be read or preprocessed: 'fail' stops the run naming it; "
                             "'skip' replaces it by a seeded substitute, logs it and lists it in RUN/skipped.jsonl")
     max_skipped: float = Field(0.01, ge=0, le=1, description="with on_error 'skip': the run fails once more than "
                                                              "this fraction of the items were skipped (0.01 or '1%')")
+    val: ValData | None = Field(None, description="held-out pairs validated during training (run.val_every)")
 
     @field_validator("max_skipped", mode="before")
     @classmethod
@@ -163,8 +200,15 @@ class ModalityData(_Strict):
     def _check(self) -> ModalityData:
         if self.kind == "manifest" and not self.manifest:
             raise ValueError("kind 'manifest' needs a 'manifest' path")
-        if self.kind == "webdataset" and not (self.shards and self.num_items):
-            raise ValueError("kind 'webdataset' needs 'shards' and 'num_items'")
+        if self.kind == "video" and bool(self.root) == bool(self.manifest):
+            raise ValueError("kind 'video' needs either 'root' (a folder of videos) or 'manifest' (rows {'video': "
+                             "path})")
+        if self.kind == "webdataset" and not self.shards:
+            raise ValueError("kind 'webdataset' needs 'shards' (a shard pattern, e.g. data/a-{000..009}.tar)")
+        if self.num_items is not None:
+            warnings.warn("modalities.<name>.data.num_items is deprecated and ignored: the item count comes from "
+                          "the shards (mode: index) or their shard index (mode: stream); remove it",
+                          FutureWarning, stacklevel=2)
         return self
 
 
@@ -235,6 +279,17 @@ class ToyData(_Strict):
     train_scenes: int = Field(2000, ge=2)
     eval_scenes: int = Field(500, ge=10)
     seed: int = 0
+    nuisance: dict[Literal["x", "y", "size", "brightness", "noise"], tuple[float, float]] = Field(
+        default_factory=dict, description="shifted nuisance ranges, e.g. {noise: [0.2, 0.4]} (bindcore.toyworld."
+                                          "NUISANCE_RANGES: the defaults)")
+
+    @field_validator("nuisance")
+    @classmethod
+    def _ranges(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        for name, (low, high) in value.items():
+            if low > high:
+                raise ValueError(f"{name}: a range is [low, high] with low <= high, got [{low}, {high}]")
+        return value
 
 
 class DataSettings(_Strict):
@@ -249,6 +304,8 @@ class EvalSettings(_Strict):
     retrieval_pairs: list[str] | None = Field(None, description="e.g. ['audio->depth']; default: all pairs")
     batch_size: int = Field(128, ge=1)
     plot: bool = True
+    benchmarks: list[BenchmarkEntry] = Field(default_factory=list, description="benchmarks run at the end of "
+                                                                                "training (bindcore benchmark)")
 
 
 class RunSettings(_Strict):
@@ -261,6 +318,9 @@ class RunSettings(_Strict):
     checkpoint_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(3, ge=1)
     log_every: int = Field(10, ge=1)
+    val_every: int | None = Field(None, ge=1, description="steps between validations (default: checkpoint_every); "
+                                                          "also at the last step")
+    keep_best: KeepBest | None = Field(None, description="keep checkpoints/best.pt by one validation metric")
     tensorboard: bool = True
     progress: bool = True
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: leave as is)")
@@ -288,6 +348,7 @@ class ModalityRecipe(BaseModel):
     config: ModalityConfig
     train: TrainSettings
     data: ModalityData
+    init: Path | None = None  #: the saved modality (or checkpoint) the weights start from, resolved
 
 
 class ValidatedRecipe(BaseModel):
@@ -331,7 +392,7 @@ class ValidatedRecipe(BaseModel):
     #: Settings that change how a run is watched or paced, never what it computes: a resume may change them.
     UNFINGERPRINTED: ClassVar[dict[str, tuple[str, ...]]] = {
         "run": ("progress", "tensorboard", "log_every", "threads", "dist_timeout_s", "keep_checkpoints",
-                "checkpoint_every"),
+                "checkpoint_every", "val_every", "keep_best"),
         "data": ("workers", "prefetch"),
         "eval": ("*",),
     }
@@ -346,6 +407,11 @@ class ValidatedRecipe(BaseModel):
             elif isinstance(content.get(block), dict):
                 for key in keys:
                     content[block].pop(key, None)
+        for block in (content.get("modalities") or {}).values():  # validation splits: watched, not trained on
+            if isinstance(block, dict) and isinstance(block.get("data"), dict) and "val" in block["data"]:
+                block["data"].pop("val")
+                if not block["data"]:
+                    block.pop("data")
         text = json.dumps(content, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -26,6 +26,8 @@ from bindcore.io import atomic_file
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d{8})\.pt$")
 FORMAT = "bindcore-checkpoint/2"
+#: The checkpoint kept by ``run.keep_best`` (beside the rolling ones, never pruned by them nor resumed from).
+BEST_CHECKPOINT = "best.pt"
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -99,20 +101,43 @@ def save_checkpoint(directory: Path, step: int, payload: dict[str, Any], keep: i
     Only the newest ``keep`` complete checkpoints of this directory stay; the one just written is never dropped.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     target = checkpoint_path(directory, step)
-    with atomic_file(target) as handle:  # fsync'ed, then renamed into place
-        torch.save({"format": FORMAT, **payload}, handle)
-    record = {"format": FORMAT, "step": step, "bytes": target.stat().st_size, "sha256": _sha256(target)}
-    with atomic_file(record_path(target), "w") as handle:
-        handle.write(json.dumps(record, indent=2))
+    _write(target, step, payload)
     others = [p for p in list_checkpoints(directory) if p != target]
     for old in others[: max(0, len(others) + 1 - keep)]:
         old.unlink(missing_ok=True)
         record_path(old).unlink(missing_ok=True)
-    for stale in directory.glob(".checkpoint-*.tmp-*"):  # left by a process killed mid-write
+    for stale in [*directory.glob(".checkpoint-*.tmp-*"), *directory.glob(".best.*.tmp-*")]:  # a killed write's
         stale.unlink(missing_ok=True)
     return target
+
+
+def _write(target: Path, step: int, payload: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(target) as handle:  # fsync'ed, then renamed into place
+        torch.save({"format": FORMAT, **payload}, handle)
+    record = {"format": FORMAT, "step": step, "bytes": target.stat().st_size, "sha256": _sha256(target),
+              **(extra or {})}
+    with atomic_file(record_path(target), "w") as handle:
+        handle.write(json.dumps(record, indent=2))
+
+
+def save_best_checkpoint(directory: Path, step: int, payload: dict[str, Any], metric: str, value: float) -> Path:
+    """Write ``directory/best.pt`` and its record (which also names ``metric`` and its ``value``), replacing the
+    previous best; the rolling checkpoints' pruning never touches it."""
+    target = Path(directory) / BEST_CHECKPOINT
+    _write(target, step, payload, {"metric": metric, "value": value})
+    return target
+
+
+def best_checkpoint_record(directory: Path) -> dict[str, Any] | None:
+    """The record of ``directory/best.pt`` (step, metric, value, checksum) when both files are there, else None."""
+    target = Path(directory) / BEST_CHECKPOINT
+    try:
+        record = json.loads(record_path(target).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if target.is_file() and isinstance(record, dict) and "value" in record else None
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
@@ -177,6 +202,6 @@ def newest_good_checkpoint(directory: Path, warn: Callable[[str], None], *, set_
     return None
 
 
-__all__ = ["CheckpointError", "any_checkpoint_files", "checkpoint_path", "latest_checkpoint", "list_checkpoints",
-           "load_checkpoint", "newest_good_checkpoint", "record_path", "rng_state", "save_checkpoint",
-           "set_rng_state"]
+__all__ = ["BEST_CHECKPOINT", "CheckpointError", "any_checkpoint_files", "best_checkpoint_record", "checkpoint_path",
+           "latest_checkpoint", "list_checkpoints", "load_checkpoint", "newest_good_checkpoint", "record_path",
+           "rng_state", "save_best_checkpoint", "save_checkpoint", "set_rng_state"]

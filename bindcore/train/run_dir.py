@@ -29,7 +29,7 @@ FINGERPRINT_FILE = "recipe.fingerprint"
 #: fills them before a run starts).
 RECIPE_FILES = ("recipe.yaml", FINGERPRINT_FILE, "recipe.base")
 RUN_OUTPUTS = (*RECIPE_FILES, CHECKPOINTS_DIR, "modalities", "tensorboard", "metrics.csv", "eval.json", "eval.png",
-               "temperatures.json", "skipped.jsonl")
+               "temperatures.json", "skipped.jsonl", "validation.json", "benchmarks")
 
 
 def run_outputs(out: Path) -> list[Path]:

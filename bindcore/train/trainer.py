@@ -23,8 +23,10 @@ from torch import Tensor, nn
 
 from bindcore.data.batches import Materialized, StepBatches, preprocess_all, raise_bad_item
 from bindcore.data.plan import ModalityPlan, StepPlan, batch_size_problem, seed_of
+from bindcore.data.shard import input_preprocessor
 from bindcore.data.skips import SKIPPED_FILE, SkippedItems
 from bindcore.data.sources import IMAGE_KEY, PairedSource
+from bindcore.data.stream import modality_plan
 from bindcore.errors import ConfigError, NonFiniteError
 from bindcore.io import atomic_file
 from bindcore.loss import InfoNCE
@@ -37,8 +39,10 @@ from bindcore.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from bindcore.train.finetune import param_groups, prepare_modality
 from bindcore.train.run_dir import CHECKPOINTS_DIR, claim_run_directory
 from bindcore.train.step import NonFiniteWatch, bind_step, fused_adamw_available
+from bindcore.train.validation import Validation
 
 METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
                   "elapsed_s")
@@ -67,15 +71,6 @@ def lr_at(settings: Any, plan: ModalityPlan, local_step: int) -> float:
     span = max(1, plan.total_steps - warmup)
     progress = min(1.0, (local_step - warmup) / span)
     return settings.min_lr + (settings.lr - settings.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _param_groups(head: BindHead, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, param in head.named_parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 and "pos_embed" not in name and "cls_token" not in name else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def enable_grad_checkpointing(module: nn.Module) -> int:
@@ -123,11 +118,12 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, module in self.modules.items():
             settings = self.recipe.modalities[name].train
+            prepare_modality(name, module, self.recipe.modalities[name], run.seed, self.ctx.log)  # init/freeze/lora
             head = BindHead(module, settings.temperature, settings.learnable_temperature).to(self.ctx.device)
             if run.grad_checkpointing:
                 enable_grad_checkpointing(head)
             self.heads[name] = head
-            self.optimizers[name] = torch.optim.AdamW(_param_groups(head, settings.weight_decay),
+            self.optimizers[name] = torch.optim.AdamW(param_groups(head, settings.weight_decay),
                                                       lr=settings.lr, betas=settings.betas,
                                                       fused=fused_adamw_available(self.ctx.device) or None)
         self.wrapped: dict[str, nn.Module] = dict(self.heads)
@@ -139,6 +135,7 @@ class Trainer:
         if run.compile:  # the training forward only: saving and evaluation use the plain modules
             self.wrapped = {n: torch.compile(w) for n, w in self.wrapped.items()}
         self._build_data()
+        self.validation = Validation.for_run(setup, self.modules, self.out / CHECKPOINTS_DIR, self._autocast)
 
     def _build_data(self) -> None:
         recipe, ctx, setup = self.recipe, self.ctx, self.setup
@@ -158,8 +155,7 @@ class Trainer:
             too_large = batch_size_problem(name, global_batch, len(source), f"its {block.data.kind} data")
             if too_large:
                 raise ConfigError(too_large)
-            plans.append(ModalityPlan(name, len(source), global_batch, block.train.replication, block.train.epochs,
-                                      block.train.max_steps))
+            plans.append(modality_plan(name, source, block, world_size=ctx.world_size, workers=workers))
             if block.data.kind == "toy":  # small and in memory: render + preprocess once
                 started = time.perf_counter()
                 stores[(name, name)] = Materialized(
@@ -176,7 +172,8 @@ class Trainer:
         self.plan = StepPlan(plans, recipe.run.seed, recipe.run.schedule)
         augmentations = {n: b.train.augmentation for n, b in recipe.modalities.items()
                          if any(v for v in b.train.augmentation.model_dump().values())}
-        self.batches = StepBatches(self.plan, self.sources, self.modules, image_preprocessor=setup.vision,
+        preprocessors = {n: input_preprocessor(self.sources[n], m) for n, m in self.modules.items()}
+        self.batches = StepBatches(self.plan, self.sources, preprocessors, image_preprocessor=setup.vision,
                                    augmentations=augmentations, seed=recipe.run.seed, stores=stores,
                                    anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size,
                                    on_error={n: b.data.on_error for n, b in recipe.modalities.items()})
@@ -311,6 +308,8 @@ class Trainer:
                 if done % run.log_every == 0 or done == total:
                     self._log_metrics(done, name, local_step, float(result.loss), lr, head.temperature(),
                                       float(result.grad_norm), throughput)
+            if self.validation is not None and self.validation.due(done, total):
+                self.validation.run(done, self.heads, self.state, self._log_values)
             if done % run.checkpoint_every == 0 or done == total:
                 if ctx.is_main:
                     last_good = save_checkpoint(ckpt_dir, done, self.state(done), run.keep_checkpoints)
@@ -353,6 +352,8 @@ class Trainer:
         self.skipped = SkippedItems(self.out / SKIPPED_FILE, {n: (b.data.max_skipped, len(self.sources[n]))
                                                               for n, b in self.recipe.modalities.items()},
                                     log=self.ctx.log, write=self.ctx.is_main, resume_step=start)
+        for name, source in sorted(self.sources.items()):  # inputs a source left out (videos without sound, ...)
+            self.skipped.note_unusable(name, getattr(source, "unusable", []), getattr(source, "inputs_total", 0))
         if not self.ctx.is_main:
             return
         path = self.out / "metrics.csv"
@@ -361,7 +362,9 @@ class Trainer:
             with path.open(newline="") as handle:
                 rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= start]
         self.metrics_file = path.open("w", newline="")
-        self.metrics_writer = csv.DictWriter(self.metrics_file, fieldnames=METRICS_FIELDS)
+        columns = self.validation.columns if self.validation is not None else []
+        self.metrics_writer = csv.DictWriter(self.metrics_file, fieldnames=[*METRICS_FIELDS, *columns],
+                                             extrasaction="ignore")  # a resume may drop validation columns
         self.metrics_writer.writeheader()
         self.metrics_writer.writerows(rows)
         if self.recipe.run.tensorboard:
@@ -385,6 +388,17 @@ class Trainer:
             self.tb.add_scalar(f"lr/{name}", lr, step)
             self.tb.add_scalar(f"temperature/{name}", temperature, step)
             self.tb.add_scalar("throughput/samples_per_s", throughput, step)
+
+    def _log_values(self, step: int, values: dict[str, float]) -> None:
+        """One row of named values (validation's ``val/...`` columns) in metrics.csv and TensorBoard."""
+        if self.metrics_file is not None:
+            elapsed = f"{time.perf_counter() - self.started:.1f}"
+            self.metrics_writer.writerow({"step": step, "elapsed_s": elapsed}
+                                         | {key: f"{value:.6f}" for key, value in values.items()})
+            self.metrics_file.flush()
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
 
     def _close_logs(self) -> None:
         if getattr(self, "metrics_file", None) is not None:

@@ -52,6 +52,10 @@ class Classification:
     folds: list[int] | None = None
     templates: Sequence[str] | None = None  # None: the CLIP ImageNet templates (the paper's choice, App. B)
     problems: list[Problem] = field(default_factory=list)
+    class_labels: list[str] | None = None  # one display name per class for tables/plots (default: its first name)
+
+    def labels_for_display(self) -> list[str]:
+        return list(self.class_labels) if self.class_labels is not None else [n[0] for n in self.class_names]
 
 
 @dataclass

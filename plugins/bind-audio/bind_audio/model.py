@@ -27,6 +27,12 @@ class AudioModality(Modality):
     name = "audio"
     Config = AudioConfig
     augment_axes: Mapping[str, int] = {"frequency": -2, "time": -1}  # (N, clips, 1, mel bins, frames)
+    #: The config fields ``preprocess`` reads: preprocessed shards (``bindcore shard --preprocessed``) stay valid
+    #: when only the encoder's fields change.
+    preprocess_fields: tuple[str, ...] = (
+        "sample_rate", "clip_duration", "clips_per_item", "channel", "max_sample_rate", "resample_lowpass_width",
+        "resample_rolloff", "num_mel_bins", "target_length", "frame_length_ms", "frame_shift_ms", "preemphasis",
+        "low_freq", "high_freq", "pad_value", "mean", "std")
     config: AudioConfig
 
     def __init__(self, config: AudioConfig | None = None, **options: Any):

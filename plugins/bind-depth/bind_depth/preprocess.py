@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,12 +43,15 @@ class DepthInput:
     TUM's 5000-per-metre PNGs); required for integer arrays, defaults to the config's
     ``png_metres_per_unit`` for PNGs and to 1 (metres) for float arrays/tensors/``.npy``.
     ``focal_length`` (pixels) and ``baseline`` (metres) are this camera's, for the disparity conversion.
+    ``encoding="sunrgbd"``: ``data`` is a SUN RGB-D depth PNG (millimetres rotated by 3 bits), decoded with
+    :func:`decode_sunrgbd_depth` when preprocessed, so a dataset reader can hand over paths, not decoded arrays.
     """
 
     data: Any
     metres_per_unit: float | None = None
     focal_length: float | None = None
     baseline: float | None = None
+    encoding: Literal["plain", "sunrgbd"] = "plain"
 
     def __post_init__(self) -> None:
         for field in ("metres_per_unit", "focal_length", "baseline"):
@@ -57,12 +60,19 @@ class DepthInput:
                 raise InputError(self, f"{field} must be a positive finite number, got {value!r}")
         if isinstance(self.data, DepthInput):
             raise InputError(self, "DepthInput cannot wrap another DepthInput")
+        if self.encoding not in ("plain", "sunrgbd"):
+            raise InputError(self, f"unknown encoding {self.encoding!r}", fix="use 'plain' or 'sunrgbd'")
+        if self.encoding == "sunrgbd" and (not is_path(self.data) or self.metres_per_unit is not None):
+            raise InputError(self, "encoding='sunrgbd' needs the path of a SUN RGB-D depth PNG and no "
+                                   "metres_per_unit (the encoding fixes the unit)")
 
     def __repr__(self) -> str:
         from bindcore.errors import describe_item
 
         extras = "".join(f", {k}={getattr(self, k)!r}" for k in ("metres_per_unit", "focal_length", "baseline")
                          if getattr(self, k) is not None)
+        if self.encoding != "plain":
+            extras += f", encoding={self.encoding!r}"
         return f"DepthInput({describe_item(self.data)}{extras})"
 
 
@@ -97,7 +107,9 @@ def load_metres(item: Any, config: DepthConfig) -> tuple[np.ndarray, float, floa
     focal = override.focal_length if override and override.focal_length else config.focal_length
     baseline = override.baseline if override and override.baseline else config.baseline
 
-    if is_path(source):
+    if override and override.encoding == "sunrgbd":
+        array, what = decode_sunrgbd_depth(source, config.max_pixels), "SUN RGB-D depth"
+    elif is_path(source):
         suffix = Path(os.fspath(source)).suffix.lower()
         if suffix == ".npy":
             array, what = read_npy(source, config.max_pixels), ".npy array"

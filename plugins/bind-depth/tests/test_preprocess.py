@@ -220,3 +220,17 @@ def test_toy_world_options_centre_the_toy_inputs(tiny_options):
     m = model(tiny_options, **TOY_WORLD_OPTIONS)
     x = m.preprocess([m.render_toy(s) for s in generate_scenes(100, seed=0)])
     assert abs(x.mean().item()) < 0.3 and 0.7 < x.std().item() < 1.3
+
+
+def test_sunrgbd_encoded_path_equals_its_decoded_metres(tiny_options, write_png):
+    mm = np.random.default_rng(1).integers(500, 8000, size=(32, 32)).astype(np.uint16)
+    path = write_png((mm << 3) | (mm >> 13), "sun.png")
+    m = model(tiny_options)
+    from_path, from_metres = m.preprocess([
+        DepthInput(path, encoding="sunrgbd", focal_length=529.5, baseline=0.095),
+        DepthInput(mm.astype(np.float32) / 1000, focal_length=529.5, baseline=0.095)])
+    torch.testing.assert_close(from_path, from_metres, rtol=1e-6, atol=1e-6)
+    with pytest.raises(InputError, match="sunrgbd"):
+        DepthInput(mm, encoding="sunrgbd")
+    with pytest.raises(InputError, match="encoding"):
+        DepthInput(path, encoding="tum")

@@ -1,0 +1,1 @@
+"""Readers of published depth datasets, shared by the benchmarks and the training data kinds."""
