@@ -21,7 +21,7 @@ def register(cli: click.Group) -> None:
         from bindcore.errors import BindcoreError
         from bindcore.recipe import load_recipe
         from bindcore.run_setup import RunSetup
-        from bindcore.train.cache import cache_anchor
+        from bindcore.train.views_cache import cache_anchor
 
         try:
             validated = load_recipe(recipe)
@@ -30,13 +30,14 @@ def register(cli: click.Group) -> None:
         except BindcoreError as exc:
             raise click.ClickException(str(exc)) from None
         for name, cache in caches.items():
-            click.echo(f"{name}: {cache.path} ({len(cache)} × {cache.array.shape[1]})")
+            click.echo(f"{name}: {cache.path} ({' × '.join(map(str, cache.shape))})")
         if not validated.anchor.cache_embeddings:
             cropped = sorted(name for name, block in validated.modalities.items()
                              if block.train.augmentation.image_crop is not None)
             if cropped:
                 click.echo("note: training will not read these caches: image_crop augments the images of "
-                           f"{', '.join(cropped)}, and the caches hold un-augmented images; remove image_crop "
-                           "and set anchor.cache_embeddings: true to use them")
+                           f"{', '.join(cropped)}, and the caches hold un-augmented images; set "
+                           "anchor.cache_embeddings: {views: K} (K cached crops per image) to train with cached "
+                           "crops, or remove image_crop and set anchor.cache_embeddings: true")
             else:
                 click.echo("note: set anchor.cache_embeddings: true in the recipe so training reads these caches")

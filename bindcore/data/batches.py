@@ -258,10 +258,12 @@ class StepBatches(Dataset):
         self.on_error = dict(on_error or {})
         self._problems: dict[tuple[str, int], dict[str, Any] | None] = {}  # per process: items checked alone
         for name, settings in self.augmentations.items():
-            if getattr(settings, "image_crop", None) is not None and name in self.anchor_caches:
+            cache = self.anchor_caches.get(name)
+            if getattr(settings, "image_crop", None) is not None and cache is not None \
+                    and not getattr(cache, "views", 0):
                 raise ConfigError(f"modalities.{name}.train.augmentation.image_crop: the anchor's image embeddings "
-                                  f"are cached (computed from un-augmented images); turn off "
-                                  f"anchor.cache_embeddings or remove image_crop")
+                                  f"are cached (computed from un-augmented images); use anchor.cache_embeddings: "
+                                  f"{{views: K}}, turn the cache off or remove image_crop")
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -358,7 +360,14 @@ class StepBatches(Dataset):
         batch["indices"] = torch.as_tensor(indices)
         settings = self.augmentations.get(name)
         axes = getattr(preprocessor, "augment_axes", {})
-        if cache is not None:
+        if cache is not None and getattr(cache, "views", 0):  # augmented cache: one stored crop view per item
+            views = cache.draw(len(indices), torch.Generator().manual_seed(
+                seed_of("anchor-view", self.seed, global_step, self.rank) % 2**63))
+            batch["anchor"], boxes = cache.rows(indices, views), cache.boxes(indices, views)
+            if settings is not None and aligned_crop_enabled(settings, axes):
+                inputs = crop_resize(inputs, boxes, axes)
+            batch["crop_boxes"], batch["views"] = boxes, views
+        elif cache is not None:
             batch["anchor"] = cache.rows(indices)
         else:
             images = read[IMAGE_KEY] if IMAGE_KEY in read else self.stores[(name, IMAGE_KEY)].take(indices)

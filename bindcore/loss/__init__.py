@@ -234,7 +234,12 @@ def info_nce_with_stats(
     """:func:`info_nce` plus detached accuracies; pass either ``temperature`` or ``logit_scale`` (= 1/τ)."""
     _validate_pair(a, b)
     _validate_chunk_size(chunk_size)
-    scale = _logit_scale_tensor(a, temperature, logit_scale)
+    return _info_nce_at_scale(a, b, _logit_scale_tensor(a, temperature, logit_scale), chunk_size, gather)
+
+
+def _info_nce_at_scale(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int | None,
+                       gather: bool | None) -> InfoNCEOutput:
+    """:func:`info_nce_with_stats` once its arguments are checked (``scale`` a 0-d tensor on ``a``'s device)."""
     world = _resolve_gather(gather)
 
     a_local = F.normalize(a, dim=-1)
@@ -350,7 +355,10 @@ class InfoNCE(nn.Module):
         return 1.0 / float(self.logit_scale().detach())
 
     def forward(self, a: Tensor, b: Tensor) -> InfoNCEOutput:
-        return info_nce_with_stats(a, b, logit_scale=self.logit_scale(), chunk_size=self.chunk_size, gather=self.gather)
+        # The clamped scale needs no check, and checking it would read it to the host every step.
+        _validate_pair(a, b)
+        scale = self.logit_scale().reshape(()).to(device=a.device)
+        return _info_nce_at_scale(a, b, scale, self.chunk_size, self.gather)
 
     def extra_repr(self) -> str:
         return (

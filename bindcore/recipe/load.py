@@ -262,9 +262,10 @@ def _check_augmentation(name: str, cls: type, augmentation: Augmentation, recipe
         names = " or ".join(repr(axis) for axis in lacking)
         problems.append(f"{prefix}.{setting}: {name} has no {names} axis (its plugin declares augment_axes: "
                         f"{declared}); remove {setting}")
-    if augmentation.image_crop is not None and recipe is not None and recipe.anchor.cache_embeddings:
+    if augmentation.image_crop is not None and recipe is not None and recipe.anchor.cache_embeddings is True:
         problems.append(f"{prefix}.image_crop: anchor.cache_embeddings is true, and cached embeddings are of "
-                        f"un-augmented images; set anchor.cache_embeddings: false or remove image_crop")
+                        f"un-augmented images; set anchor.cache_embeddings: {{views: K}} (K cached crops of each "
+                        f"image, e.g. 10), false, or remove image_crop")
 
 
 def _with_drop_path(config_cls: type[BaseModel], options: dict[str, Any], rate: float) -> dict[str, Any]:

@@ -225,6 +225,14 @@ class AnchorPretrain(_Strict):
     extra_templates: bool = Field(True, description="also caption images with the eval prompt templates")
 
 
+class CacheViews(_Strict):
+    """``anchor.cache_embeddings: {views: K}``: K seeded RandomResizedCrop views of every image, embedded once
+    (see :mod:`bindcore.train.views_cache`); each step draws one view per item, so ``image_crop`` keeps working."""
+
+    views: int = Field(ge=1, le=1024, description="crops per image, embedded once (K× the plain cache's build "
+                                                  "time and disk)")
+
+
 class RecipeAnchor(AnchorConfig):
     """The recipe's ``anchor`` block: where the frozen anchor comes from (every :class:`AnchorConfig` key: ``model`` +
     ``pretrained``, ``local-dir:``, ``arch``/``tiny`` + ``checkpoint``; paper: ViT-H-14 / laion2b_s32b_b79k), plus
@@ -233,7 +241,9 @@ class RecipeAnchor(AnchorConfig):
     pretrain: AnchorPretrain = AnchorPretrain()
     image: dict[str, Any] = Field(default_factory=dict, description="config of the 'vision' plugin")
     text: dict[str, Any] = Field(default_factory=dict, description="config of the 'text' plugin")
-    cache_embeddings: bool = Field(False, description="precompute the anchor's image embeddings once")
+    cache_embeddings: bool | CacheViews = Field(
+        False, description="precompute the anchor's image embeddings once (true), or {views: K} seeded crops of "
+                           "each image for recipes with image_crop")
     cache_embeddings_dir: str | None = Field(None, description="where cached embeddings go (default: RUN/anchor_cache)")
 
     @model_validator(mode="after")
@@ -243,6 +253,11 @@ class RecipeAnchor(AnchorConfig):
                              f"({self.describe()}); pretraining is for a random-init anchor (tiny or arch without "
                              f"checkpoint): set pretrain.steps: 0 or drop the weights")
         return self
+
+    @property
+    def cache_views(self) -> int:
+        """K of ``cache_embeddings: {views: K}``; 0 for the plain cache or none."""
+        return self.cache_embeddings.views if isinstance(self.cache_embeddings, CacheViews) else 0
 
     def source(self, resolve: Any = None) -> AnchorConfig:
         """The plain :class:`AnchorConfig` of this block; ``resolve`` maps recipe-relative paths to real ones."""
@@ -298,6 +313,7 @@ class RunSettings(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     grad_checkpointing: bool = False
+    compile: bool = Field(False, description="torch.compile the bound encoders' training forward")
     schedule: Literal["proportional", "round_robin"] = "proportional"
     checkpoint_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(3, ge=1)

@@ -41,6 +41,10 @@ class AnchorCache:
     def __len__(self) -> int:
         return int(self.array.shape[0])
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
     def rows(self, indices: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.array[np.asarray(indices)]))
 
@@ -105,17 +109,4 @@ def build_anchor_cache(anchor: Any, source: PairedSource, image_preprocessor: An
     return AnchorCache(array_path)
 
 
-
-def cache_anchor(setup: Any, *, log: Any = print) -> dict[str, AnchorCache]:
-    """``bindcore cache-anchor``: the anchor's image embeddings of every modality's training data, computed once
-    (or found fresh) where a run of the same recipe and output directory will look for them. Trains nothing."""
-    modules = setup.build_modalities()
-    caches = {}
-    for name in sorted(setup.recipe.modalities):
-        source = setup.source(name, modules[name])
-        caches[name] = build_anchor_cache(setup.anchor, source, setup.vision, setup.anchor_cache_dir(),
-                                          device=setup.ctx.device, workers=setup.recipe.data.workers, log=log)
-    return caches
-
-
-__all__ = ["AnchorCache", "build_anchor_cache", "cache_anchor"]
+__all__ = ["AnchorCache", "build_anchor_cache", "cache_key"]

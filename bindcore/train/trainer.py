@@ -41,6 +41,7 @@ from bindcore.train.checkpoint import (
 )
 from bindcore.train.finetune import param_groups, prepare_modality
 from bindcore.train.run_dir import CHECKPOINTS_DIR, claim_run_directory
+from bindcore.train.step import NonFiniteWatch, bind_step, fused_adamw_available
 from bindcore.train.validation import Validation
 
 METRICS_FIELDS = ("step", "modality", "local_step", "loss", "lr", "temperature", "grad_norm", "samples_per_s",
@@ -123,13 +124,16 @@ class Trainer:
                 enable_grad_checkpointing(head)
             self.heads[name] = head
             self.optimizers[name] = torch.optim.AdamW(param_groups(head, settings.weight_decay),
-                                                      lr=settings.lr, betas=settings.betas)
+                                                      lr=settings.lr, betas=settings.betas,
+                                                      fused=fused_adamw_available(self.ctx.device) or None)
         self.wrapped: dict[str, nn.Module] = dict(self.heads)
         if self.ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.wrapped = {n: DistributedDataParallel(h, device_ids=ids) for n, h in self.heads.items()}
+        if run.compile:  # the training forward only: saving and evaluation use the plain modules
+            self.wrapped = {n: torch.compile(w) for n, w in self.wrapped.items()}
         self._build_data()
         self.validation = Validation.for_run(setup, self.modules, self.out / CHECKPOINTS_DIR, self._autocast)
 
@@ -159,7 +163,7 @@ class Trainer:
                 ctx.log(f"data: {name}: {len(source)} toy scenes rendered and preprocessed in "
                         f"{time.perf_counter() - started:.1f}s")
             if recipe.anchor.cache_embeddings:
-                caches[name] = self._anchor_cache(source)
+                caches[name] = self._anchor_cache(name, source)
             elif block.data.kind == "toy":
                 key = source.fingerprint(IMAGE_KEY)
                 if key not in shared:
@@ -174,15 +178,15 @@ class Trainer:
                                    anchor_caches=caches, rank=ctx.rank, world_size=ctx.world_size,
                                    on_error={n: b.data.on_error for n, b in recipe.modalities.items()})
 
-    def _anchor_cache(self, source: PairedSource) -> Any:
-        from bindcore.train.cache import build_anchor_cache
+    def _anchor_cache(self, name: str, source: PairedSource) -> Any:
+        from bindcore.train.views_cache import build_run_cache
 
         setup = self.setup
         started = time.perf_counter()
 
         def build(log: Callable[[str], None]) -> Any:
-            return build_anchor_cache(self.anchor, source, setup.vision, setup.anchor_cache_dir(),
-                                      device=self.ctx.device, workers=self.recipe.data.workers, log=log)
+            return build_run_cache(self.recipe, name, self.anchor, source, setup.vision, setup.anchor_cache_dir(),
+                                   device=self.ctx.device, log=log)
 
         # Rank 0 embeds the images; the others then find the cache fresh (or, without a shared filesystem, build
         # their own copy).
@@ -196,7 +200,7 @@ class Trainer:
         return {"step": step, "recipe": self.recipe.fingerprint(),
                 "heads": {n: h.state_dict() for n, h in self.heads.items()},
                 "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-                "rng": rng_state(), "last_loss": dict(self.last_loss)}
+                "rng": rng_state(), "last_loss": {n: float(v) for n, v in self.last_loss.items()}}
 
     def restore(self, payload: dict[str, Any]) -> int:
         if payload.get("recipe") != self.recipe.fingerprint():
@@ -212,7 +216,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         run, ctx = self.recipe.run, self.ctx
         ckpt_dir = self.out / CHECKPOINTS_DIR
-        self.last_loss: dict[str, float] = {}
+        self.last_loss: dict[str, float | Tensor] = {}  # device scalars until read
         torch.manual_seed(seed_of("train", run.seed) % 2**63)
         start = 0
         resume_from: Path | None = None
@@ -233,7 +237,8 @@ class Trainer:
         if ctx.is_main:
             self._save_modalities()
         self._close_logs()
-        result = TrainResult(self.out, total, dict(self.last_loss), seconds=time.perf_counter() - self.started)
+        losses = {n: float(v) for n, v in self.last_loss.items()}
+        result = TrainResult(self.out, total, losses, seconds=time.perf_counter() - self.started)
         return result
 
     def _loader(self, start: int, total: int) -> torch.utils.data.DataLoader:
@@ -241,6 +246,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.batches, batch_size=None, sampler=range(start, total), num_workers=workers,
             prefetch_factor=self.recipe.data.prefetch if workers else None,
+            pin_memory=self.ctx.device.type == "cuda",  # so the non_blocking copies overlap the step
             generator=torch.Generator(),  # never draws from the global RNG: resume stays bit-identical
         )
 
@@ -268,6 +274,7 @@ class Trainer:
                    dynamic_ncols=True, unit="step", mininterval=0.5 if sys.stderr.isatty() else 15)
         window_samples, window_start = 0, time.perf_counter()
         throughput = 0.0
+        watch = NonFiniteWatch(ctx.device)
         for batch in self._loader(start, total):
             step, name, local_step = batch["step"], batch["modality"], batch["local_step"]
             self._check_items(batch)
@@ -279,41 +286,28 @@ class Trainer:
             lr = lr_at(settings, plan, local_step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            inputs = batch["inputs"]
-            targets = self._targets(batch)
-            optimizer.zero_grad(set_to_none=True)
-            micro = settings.grad_accumulation
-            loss_total = 0.0
-            for part, (x, y) in enumerate(zip(inputs.chunk(micro), targets.chunk(micro), strict=True)):
-                sync_now = part == micro - 1
-                context = wrapped.no_sync() if (not sync_now and hasattr(wrapped, "no_sync")) else _null()
-                with context, self._autocast():
-                    z = wrapped(head.modality.to_model_input(x) if hasattr(head.modality, "to_model_input") else x)
-                    loss = head.loss(z.float(), y).loss
-                if not torch.isfinite(loss):
-                    self._non_finite(step, name, local_step, f"loss {loss.item()}", last_good)
-                (loss / micro).backward()
-                loss_total += loss.item() / micro
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in head.parameters() if p.requires_grad],
-                settings.grad_clip if settings.grad_clip else float("inf"))
-            if not torch.isfinite(grad_norm):
-                self._non_finite(step, name, local_step, f"gradient norm {grad_norm.item()}", last_good)
-            optimizer.step()
-            self.last_loss[name] = loss_total
+            inputs = batch["inputs"].to(ctx.device, non_blocking=True)
+            result = bind_step(head, wrapped, optimizer, inputs, self._targets(batch),
+                               micro_steps=settings.grad_accumulation, grad_clip=settings.grad_clip,
+                               autocast=self._autocast)
+            watch.note(step, result)  # read at log points and checkpoints only: no host sync per step
+            self.last_loss[name] = result.loss
             window_samples += settings.batch_size
             done = step + 1
+            read_now = done % run.log_every == 0 or done % run.checkpoint_every == 0 or done == total
+            if read_now:
+                self._stop_if_non_finite(watch, last_good)
             if ctx.is_main:
-                elapsed = time.perf_counter() - window_start
-                if elapsed > 0.5:
-                    throughput = window_samples / elapsed
-                    window_samples, window_start = 0, time.perf_counter()
                 bar.update(1)
-                bar.set_postfix({f"loss_{n}": f"{v:.3f}" for n, v in sorted(self.last_loss.items())}
-                                | {"samples/s": f"{throughput:.0f}"}, refresh=False)
+                if read_now:
+                    elapsed = time.perf_counter() - window_start
+                    throughput = window_samples / elapsed if elapsed > 0 else throughput
+                    window_samples, window_start = 0, time.perf_counter()
+                    bar.set_postfix({f"loss_{n}": f"{float(v):.3f}" for n, v in sorted(self.last_loss.items())}
+                                    | {"samples/s": f"{throughput:.0f}"}, refresh=False)
                 if done % run.log_every == 0 or done == total:
-                    self._log_metrics(done, name, local_step, loss_total, lr, head.temperature(),
-                                      float(grad_norm), throughput)
+                    self._log_metrics(done, name, local_step, float(result.loss), lr, head.temperature(),
+                                      float(result.grad_norm), throughput)
             if self.validation is not None and self.validation.due(done, total):
                 self.validation.run(done, self.heads, self.state, self._log_values)
             if done % run.checkpoint_every == 0 or done == total:
@@ -335,6 +329,14 @@ class Trainer:
             dist.all_gather_object(gathered, records)
             records = [record for part in gathered for record in part]
         self.skipped.add(records)
+
+    def _stop_if_non_finite(self, watch: NonFiniteWatch, last_good: Path | None) -> None:
+        """Raise for the first non-finite step since the run (re)started; its update was skipped on the device."""
+        bad = watch.first()
+        if bad is not None:
+            step, what = bad
+            name, local_step, _ = self.plan.step(step)
+            self._non_finite(step, name, local_step, what, last_good)
 
     def _non_finite(self, step: int, name: str, local_step: int, what: str, last_good: Path | None) -> None:
         kept = f"the last good checkpoint {last_good} is intact" if last_good else "no checkpoint was written yet"
@@ -417,14 +419,6 @@ class Trainer:
         temperatures = {n: h.temperature() for n, h in self.heads.items()}
         with atomic_file(self.out / "temperatures.json", "w") as handle:
             handle.write(json.dumps(temperatures, indent=2) + "\n")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def train(recipe: ValidatedRecipe, out: str | os.PathLike[str], *, resume: bool | str = "auto",
