@@ -17,7 +17,7 @@ demo: install
 	$(VENV)/bin/bindcore train recipes/demo.yaml --out runs/demo
 
 test: install
-	$(VENV)/bin/python -m pytest -n 2
+	$(VENV)/bin/python -m pytest -n 2 --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .
