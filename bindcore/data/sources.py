@@ -342,22 +342,12 @@ class ShardSource(PairedSource):
             with open(self.paths[shard], "rb") as handle:
                 handle.seek(offset)
                 payload = handle.read(size)
-            target = folder / f"{index}.{ext}"
-            try:
-                target.write_bytes(payload)
-            except OSError as error:  # a file system with shorter names than MAX_EXTENSION_BYTES allows for
-                if error.errno != errno.ENAMETOOLONG:
-                    raise
-                raise ConfigError(f"{self.paths[shard]}: member {self.sample_keys[index][1] + '.' + ext!r} cannot be "
-                                  f"extracted to {target} (file name too long); rename the member in the shard, or "
-                                  f"point TMPDIR at another file system") from None
-            item[key] = str(target)
+            item[key] = extract_member(folder / f"{index}.{ext}", payload,
+                                       f"{self.paths[shard]}: member {self.sample_keys[index][1] + '.' + ext!r}")
         return item
 
     def release(self, item: dict[str, Any]) -> None:
-        for key in self.keys:
-            if isinstance(item.get(key), str):
-                Path(item[key]).unlink(missing_ok=True)
+        release_members(item, self.keys)
 
     def describe(self, index: int) -> str:
         shard, key = self.sample_keys[index]
@@ -366,3 +356,22 @@ class ShardSource(PairedSource):
     def fingerprint(self, key: str = IMAGE_KEY) -> str:
         stats = [(p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in self.paths]
         return f"shards:{key}:" + json.dumps(stats)
+
+
+def extract_member(target: Path, payload: bytes, member: str) -> str:
+    """Write a shard member's bytes to ``target`` for a plugin to read by path; the path as a string."""
+    try:
+        target.write_bytes(payload)
+    except OSError as error:  # a file system with shorter names than MAX_EXTENSION_BYTES allows for
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        raise ConfigError(f"{member} cannot be extracted to {target} (file name too long); rename the member in "
+                          f"the shard, or point TMPDIR at another file system") from None
+    return str(target)
+
+
+def release_members(item: dict[str, Any], keys: Sequence[str]) -> None:
+    """Delete the files :func:`extract_member` wrote for ``item``."""
+    for key in keys:
+        if isinstance(item.get(key), str):
+            Path(item[key]).unlink(missing_ok=True)

@@ -21,7 +21,6 @@ samples left over by the equal cut (at most ``world_size × lanes × (batch + 1)
 from __future__ import annotations
 
 import bisect
-import errno
 import functools
 import os
 import tempfile
@@ -36,7 +35,7 @@ import numpy as np
 
 from bindcore.data.plan import ModalityPlan
 from bindcore.data.shard_index import INDEX_FILE, ShardIndex, is_url, open_shard, shard_name, tar_samples
-from bindcore.data.sources import IMAGE_KEY, PairedSource, _remove_tree
+from bindcore.data.sources import IMAGE_KEY, PairedSource, _remove_tree, extract_member, release_members
 from bindcore.errors import ConfigError
 from bindcore.seeds import seed_of
 
@@ -242,21 +241,11 @@ class StreamSource(PairedSource):
         item: dict[str, Any] = {"label": None}
         for key in keys or self.keys:
             ext, data = self.member(index, key)
-            target = folder / f"{index}.{ext}"
-            try:
-                target.write_bytes(data)
-            except OSError as error:
-                if error.errno != errno.ENAMETOOLONG:
-                    raise
-                raise ConfigError(f"{self.describe(index)}: member extension {ext!r} is too long for a file name; "
-                                  f"rename the member in the shard") from None
-            item[key] = str(target)
+            item[key] = extract_member(folder / f"{index}.{ext}", data, f"{self.describe(index)}: member .{ext}")
         return item
 
     def release(self, item: dict[str, Any]) -> None:
-        for key in self.keys:
-            if isinstance(item.get(key), str):
-                Path(item[key]).unlink(missing_ok=True)
+        release_members(item, self.keys)
 
     def describe(self, index: int) -> str:
         shard, position = self.locate(index)
