@@ -109,9 +109,17 @@ class _FakeViews(ViewsCache):
     def __init__(self, items: int, views: int):
         self.views = views
         grid = np.stack(np.meshgrid(np.arange(items), np.arange(views), indexing="ij"), -1)
-        self._embeddings = np.concatenate([grid, np.zeros((items, views, 2))], -1).astype(np.float16)
-        self._boxes = np.stack([np.full((items, views), 0.1), 0.05 * np.arange(views)[None].repeat(items, 0),
-                                np.full((items, views), 0.5), np.full((items, views), 0.6)], -1)
+        self._grid = np.concatenate([grid, np.zeros((items, views, 2))], -1).astype(np.float16)
+        self._grid_boxes = np.stack([np.full((items, views), 0.1), 0.05 * np.arange(views)[None].repeat(items, 0),
+                                     np.full((items, views), 0.5), np.full((items, views), 0.6)], -1)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        return self._grid
+
+    @property
+    def all_boxes(self) -> np.ndarray:
+        return self._grid_boxes
 
 
 def _view_batches(seed: int, items: int = 12, views: int = 4, epochs: int = 50):

@@ -54,9 +54,10 @@ def cache_key(anchor_fingerprint: str, data_fingerprint: str, image_config: dict
             "image_config": image_config}
 
 
-def cache_paths(cache_dir: Path, key: dict[str, Any]) -> tuple[Path, Path]:
+def cache_paths(cache_dir: Path, key: dict[str, Any], prefix: str = "anchor") -> tuple[Path, Path]:
+    """The array and manifest paths of the cache that ``key`` names."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir / f"anchor-{digest}.npy", cache_dir / f"anchor-{digest}.json"
+    return cache_dir / f"{prefix}-{digest}.npy", cache_dir / f"{prefix}-{digest}.json"
 
 
 def is_fresh(array_path: Path, manifest_path: Path, key: dict[str, Any], count: int) -> bool:

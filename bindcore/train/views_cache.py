@@ -17,7 +17,6 @@ crops the bound modality with that view's stored box.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -34,7 +33,7 @@ from bindcore.data.plan import seed_of
 from bindcore.data.sources import IMAGE_KEY, PairedSource
 from bindcore.errors import NonFiniteError
 from bindcore.io import atomic_file
-from bindcore.train.cache import AnchorCache, build_anchor_cache, cache_key
+from bindcore.train.cache import AnchorCache, build_anchor_cache, cache_key, cache_paths, is_fresh
 
 FORMAT = "bindcore-anchor-views/1"
 
@@ -46,17 +45,12 @@ class ViewsCache:
         self.path = Path(path)
         self.boxes_path = boxes_path_of(self.path)
         self.views = views
-        self._embeddings: np.ndarray | None = None
-        self._boxes: np.ndarray | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_embeddings": None, "_boxes": None}
+        self._embeddings = AnchorCache(self.path)  # each a lazily opened memory map
+        self._boxes = AnchorCache(self.boxes_path)
 
     @property
     def embeddings(self) -> np.ndarray:
-        if self._embeddings is None:
-            self._embeddings = np.load(self.path, mmap_mode="r")
-        return self._embeddings
+        return self._embeddings.array
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -66,9 +60,7 @@ class ViewsCache:
     @property
     def all_boxes(self) -> np.ndarray:
         """``(N, K, 4)`` crop boxes of every view."""
-        if self._boxes is None:
-            self._boxes = np.load(self.boxes_path, mmap_mode="r")
-        return self._boxes
+        return self._boxes.array
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -97,19 +89,6 @@ def views_key(anchor_fingerprint: str, data_fingerprint: str, image_config: dict
             "crop": crop.model_dump(mode="json"), "seed": seed}
 
 
-def views_paths(cache_dir: Path, key: dict[str, Any]) -> tuple[Path, Path]:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir / f"anchor-views-{digest}.npy", cache_dir / f"anchor-views-{digest}.json"
-
-
-def _is_fresh(path: Path, manifest_path: Path, key: dict[str, Any], count: int) -> bool:
-    if not (path.is_file() and boxes_path_of(path).is_file() and manifest_path.is_file()):
-        return False
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError:
-        return False
-    return manifest.get("key") == key and manifest.get("count") == count
 
 
 def view_boxes(count: int, height: int, width: int, crop: Any, views: int, seed: int) -> np.ndarray:
@@ -133,9 +112,9 @@ def build_views_cache(anchor: Any, source: PairedSource, image_preprocessor: Any
     image_config = image_preprocessor.config.model_dump(mode="json") if hasattr(image_preprocessor, "config") else {}
     key = views_key(anchor.fingerprint(), source.fingerprint(IMAGE_KEY), image_config, views=views, crop=crop,
                     seed=seed)
-    path, manifest_path = views_paths(Path(cache_dir), key)
+    path, manifest_path = cache_paths(Path(cache_dir), key, prefix="anchor-views")
     count = len(source)
-    if _is_fresh(path, manifest_path, key, count):
+    if boxes_path_of(path).is_file() and is_fresh(path, manifest_path, key, count):
         return ViewsCache(path, views)
     if manifest_path.is_file():
         log(f"anchor cache {path.name} is stale (anchor, data, preprocessing or views changed): recomputing")
