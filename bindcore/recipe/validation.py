@@ -87,7 +87,9 @@ def check_validation_settings(recipe: Any, modalities: dict[str, Any], problems:
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(f"run.keep_best.metric: unknown metric {keep_best.metric!r}; {hint}validation logs: "
                             + ", ".join(repr(m) for m in logged))
-    registered = registered_benchmarks()
+    if not recipe.eval.benchmarks:
+        return
+    registered = registered_benchmarks()  # collects every plugin's benchmarks: only when a recipe names some
     for index, entry in enumerate(recipe.eval.benchmarks):
         prefix = f"eval.benchmarks.{index}"
         if entry.modality is not None and entry.modality not in modalities:
