@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,17 +40,42 @@ def _encoder() -> torch.nn.Linear:
     return torch.nn.Linear(3, DIM).double()
 
 
-def _case(a: torch.Tensor, b: torch.Tensor, chunk_size: int | None, frozen_b: bool = False) -> dict[str, torch.Tensor]:
-    """Loss and gradients of a, b and the temperature for one batch (whatever this process holds)."""
+def _case(a: torch.Tensor, b: torch.Tensor, chunk_size: int | None, frozen_b: bool = False,
+          equal_batches: bool = False) -> dict[str, torch.Tensor]:
+    """Loss and gradients of a, b and the temperature for one batch (whatever this process holds), and how many
+    all-gathers of integer tensors (the ranks' row counts) the loss made."""
     a = a.clone().requires_grad_()
     b = b.clone().requires_grad_(not frozen_b)
     tau = torch.tensor(TEMPERATURE, dtype=torch.float64, requires_grad=True)
-    out = info_nce_with_stats(a, b, tau, chunk_size=chunk_size)
+    with _counting_size_gathers() as size_gathers:
+        out = info_nce_with_stats(a, b, tau, chunk_size=chunk_size, equal_batches=equal_batches)
     out.loss.backward()
-    result = {"loss": out.loss.detach(), "grad_a": a.grad, "grad_tau": tau.grad, "acc_ab": out.accuracy_a2b}
+    result = {"loss": out.loss.detach(), "grad_a": a.grad, "grad_tau": tau.grad, "acc_ab": out.accuracy_a2b,
+              "size_gathers": torch.tensor(len(size_gathers))}
     if not frozen_b:
         result["grad_b"] = b.grad
     return result
+
+
+@contextmanager
+def _counting_size_gathers() -> Iterator[list[torch.Size]]:
+    """Record the all-gathers of integer tensors made inside the block (the loss gathers rows as floats)."""
+    calls: list[torch.Size] = []
+    if not dist.is_initialized():
+        yield calls
+        return
+    original = dist.all_gather
+
+    def counting(parts: list[torch.Tensor], tensor: torch.Tensor, *args: object, **kwargs: object) -> object:
+        if not tensor.is_floating_point():
+            calls.append(tensor.shape)
+        return original(parts, tensor, *args, **kwargs)
+
+    dist.all_gather = counting
+    try:
+        yield calls
+    finally:
+        dist.all_gather = original
 
 
 def _module_case(a: torch.Tensor, b: torch.Tensor, chunk_size: int | None) -> dict[str, torch.Tensor]:
@@ -74,6 +101,7 @@ def _all_cases(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> dict[str, d
     for chunk_size in (None, CHUNK):
         results[f"both_{chunk_size}"] = _case(a, b, chunk_size)
         results[f"frozen_{chunk_size}"] = _case(a, b, chunk_size, frozen_b=True)
+        results[f"equal_{chunk_size}"] = _case(a, b, chunk_size, equal_batches=True)
         results[f"module_{chunk_size}"] = _module_case(a, b, chunk_size)
         results[f"ddp_{chunk_size}"] = _ddp_case(x, b, chunk_size)
     return results
@@ -128,11 +156,12 @@ def _local(t: torch.Tensor, rank: int, sizes: tuple[int, ...] = (ROWS_PER_RANK,)
     return t[sum(sizes[:rank]) : sum(sizes[: rank + 1])]
 
 
-@pytest.mark.parametrize("case", ["both_None", "both_3", "frozen_None", "frozen_3", "uneven_None", "uneven_3"])
+@pytest.mark.parametrize("case", ["both_None", "both_3", "frozen_None", "frozen_3", "uneven_None", "uneven_3",
+                                  "equal_None", "equal_3"])
 def test_loss_and_input_gradients_equal_single_process(
     distributed_results: list, single_process_results: dict, case: str
 ) -> None:
-    want = single_process_results[case.replace("uneven", "both")]
+    want = single_process_results[case.replace("uneven", "both").replace("equal", "both")]
     sizes = UNEVEN_ROWS if case.startswith("uneven") else (ROWS_PER_RANK,) * WORLD
     for rank, per_rank in enumerate(distributed_results):
         got = per_rank[case]
@@ -180,3 +209,22 @@ def test_gather_false_computes_the_local_batch_only(distributed_results: list) -
     for rank, per_rank in enumerate(distributed_results):
         want = info_nce(_local(a, rank), _local(b, rank), TEMPERATURE)
         torch.testing.assert_close(per_rank["no_gather"]["loss"], want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [None, CHUNK])
+def test_equal_batches_skips_the_rank_size_gather(distributed_results: list, chunk_size: int | None) -> None:
+    """The default path gathers the ranks' row counts (read to the host: a device sync on CUDA); with
+    ``equal_batches=True`` (the trainer's setting) no such gather happens, and the loss is the same (above)."""
+    for per_rank in distributed_results:
+        assert int(per_rank[f"both_{chunk_size}"]["size_gathers"]) == 1
+        assert int(per_rank[f"equal_{chunk_size}"]["size_gathers"]) == 0
+        torch.testing.assert_close(per_rank[f"equal_{chunk_size}"]["loss"], per_rank[f"both_{chunk_size}"]["loss"],
+                                   rtol=0, atol=0)
+
+
+def test_the_trainer_loss_vouches_for_equal_batches() -> None:
+    from bindcore.train.trainer import BindHead
+
+    head = BindHead(torch.nn.Linear(3, DIM), TEMPERATURE, learnable=False)
+    assert head.loss.equal_batches is True
+    assert InfoNCE(TEMPERATURE).equal_batches is False

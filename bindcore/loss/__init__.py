@@ -27,6 +27,11 @@ Then:
 * Inputs that do not require grad (e.g. a frozen anchor's embeddings) are gathered without autograd. Every rank
   must make the call (with the same ``requires_grad`` on ``a`` and ``b`` everywhere and a non-empty batch):
   the collectives otherwise wait for each other until the process group's timeout.
+* Rank sizes: by default each call all-gathers every rank's row count first, which reads it to the host (a
+  device sync on CUDA, before the loss and backward are queued). A caller whose ranks always pass the same number
+  of rows in a call (the trainer's batches do, by construction) passes ``equal_batches=True``: the sizes are then
+  ``(B,) * N`` without a collective. Uneven rows under ``equal_batches=True`` are the caller's bug; the gathers
+  would then fail or hang, so leave it False where a rank's share can differ.
 
 The chunked path (``chunk_size``) never materialises the full logit matrix: see :class:`_ChunkedSymmetricCE`
 and :class:`_ChunkedRowCE`. It gives the same value and gradients as the plain path, also when distributed.
@@ -138,8 +143,11 @@ def _resolve_gather(gather: bool | None) -> int:
     return torch.distributed.get_world_size()
 
 
-def _batch_sizes_of_all_ranks(rows: int, device: torch.device) -> tuple[int, ...]:
-    """Every rank's batch size (one tiny all-gather), so uneven last batches are handled, not hung on."""
+def _batch_sizes_of_all_ranks(rows: int, device: torch.device, equal_batches: bool = False) -> tuple[int, ...]:
+    """Every rank's batch size: ``(rows,) * N`` when the caller vouches that ranks pass equal batches (no
+    collective, no host sync), otherwise one tiny all-gather, so uneven last batches are handled, not hung on."""
+    if equal_batches:
+        return (rows,) * torch.distributed.get_world_size()
     local = torch.tensor([rows], dtype=torch.long, device=device)
     parts = [torch.empty_like(local) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(parts, local)
@@ -230,22 +238,24 @@ def info_nce_with_stats(
     logit_scale: Tensor | None = None,
     chunk_size: int | None = None,
     gather: bool | None = None,
+    equal_batches: bool = False,
 ) -> InfoNCEOutput:
     """:func:`info_nce` plus detached accuracies; pass either ``temperature`` or ``logit_scale`` (= 1/τ)."""
     _validate_pair(a, b)
     _validate_chunk_size(chunk_size)
-    return _info_nce_at_scale(a, b, _logit_scale_tensor(a, temperature, logit_scale), chunk_size, gather)
+    return _info_nce_at_scale(a, b, _logit_scale_tensor(a, temperature, logit_scale), chunk_size, gather,
+                              equal_batches)
 
 
 def _info_nce_at_scale(a: Tensor, b: Tensor, scale: Tensor, chunk_size: int | None,
-                       gather: bool | None) -> InfoNCEOutput:
+                       gather: bool | None, equal_batches: bool = False) -> InfoNCEOutput:
     """:func:`info_nce_with_stats` once its arguments are checked (``scale`` a 0-d tensor on ``a``'s device)."""
     world = _resolve_gather(gather)
 
     a_local = F.normalize(a, dim=-1)
     b_local = F.normalize(b, dim=-1)
     if world > 1:
-        sizes = _batch_sizes_of_all_ranks(a_local.shape[0], a_local.device)
+        sizes = _batch_sizes_of_all_ranks(a_local.shape[0], a_local.device, equal_batches)
         a_all, b_all = _gather_rows(a_local, sizes), _gather_rows(b_local, sizes)
         offset = sum(sizes[: torch.distributed.get_rank()])
     else:
@@ -287,6 +297,7 @@ def info_nce(
     *,
     chunk_size: int | None = None,
     gather: bool | None = None,
+    equal_batches: bool = False,
 ) -> Tensor:
     """Symmetric InfoNCE of paired rows ``a[i] ↔ b[i]`` (rows are L2-normalised here).
 
@@ -298,12 +309,15 @@ def info_nce(
             (recomputed in backward). Same value and gradients as the plain path; about 4/3 of its matmul work.
         gather: ``None`` gathers negatives from every rank when ``torch.distributed`` is initialised with more
             than one process; ``False`` never gathers; ``True`` requires an initialised process group.
+        equal_batches: every rank passes the same number of rows in this call; skips the all-gather of the
+            ranks' row counts and its host sync (see the module docstring).
 
     Returns:
         A 0-d tensor. Distributed: the single-process loss of the global batch on every rank, with the gradient
         of this rank's share (see the module docstring for the exact convention).
     """
-    return info_nce_with_stats(a, b, temperature, chunk_size=chunk_size, gather=gather).loss
+    return info_nce_with_stats(a, b, temperature, chunk_size=chunk_size, gather=gather,
+                               equal_batches=equal_batches).loss
 
 
 class InfoNCE(nn.Module):
@@ -311,7 +325,8 @@ class InfoNCE(nn.Module):
 
     A learnable temperature is stored as ``log_logit_scale = log(1/τ)`` (a parameter; a buffer when fixed, like
     ImageBind's ``LearnableLogitScaling``) and the scale is clamped to ``max_logit_scale`` in forward (CLIP: 100,
-    i.e. τ ≥ 0.01). Forward returns an :class:`InfoNCEOutput`.
+    i.e. τ ≥ 0.01). ``chunk_size``, ``gather`` and ``equal_batches`` are :func:`info_nce`'s. Forward returns an
+    :class:`InfoNCEOutput`.
     """
 
     def __init__(
@@ -322,6 +337,7 @@ class InfoNCE(nn.Module):
         max_logit_scale: float = 100.0,
         chunk_size: int | None = None,
         gather: bool | None = None,
+        equal_batches: bool = False,
     ) -> None:
         super().__init__()
         _validate_temperature(temperature)
@@ -339,6 +355,7 @@ class InfoNCE(nn.Module):
         self.max_logit_scale = float(max_logit_scale)
         self.chunk_size = chunk_size
         self.gather = gather
+        self.equal_batches = bool(equal_batches)
         init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
         if self.learnable:
             self.log_logit_scale = nn.Parameter(init)
@@ -358,10 +375,11 @@ class InfoNCE(nn.Module):
         # The clamped scale needs no check, and checking it would read it to the host every step.
         _validate_pair(a, b)
         scale = self.logit_scale().reshape(()).to(device=a.device)
-        return _info_nce_at_scale(a, b, scale, self.chunk_size, self.gather)
+        return _info_nce_at_scale(a, b, scale, self.chunk_size, self.gather, self.equal_batches)
 
     def extra_repr(self) -> str:
         return (
             f"temperature={self.temperature:.4g}, learnable={self.learnable}, "
-            f"max_logit_scale={self.max_logit_scale:g}, chunk_size={self.chunk_size}, gather={self.gather}"
+            f"max_logit_scale={self.max_logit_scale:g}, chunk_size={self.chunk_size}, gather={self.gather}, "
+            f"equal_batches={self.equal_batches}"
         )

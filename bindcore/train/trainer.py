@@ -54,7 +54,9 @@ class BindHead(nn.Module):
     def __init__(self, modality: nn.Module, temperature: float, learnable: bool):
         super().__init__()
         self.modality = modality
-        self.loss = InfoNCE(temperature, learnable=learnable)
+        # The trainer's batches have the same size on every rank (StepBatches slices the step's indices evenly and
+        # replaces bad items instead of dropping them), so no rank-size gather (a host sync) is needed.
+        self.loss = InfoNCE(temperature, learnable=learnable, equal_batches=True)
 
     def temperature(self) -> float:
         return self.loss.temperature
@@ -296,6 +298,7 @@ class Trainer:
             done = step + 1
             read_now = done % run.log_every == 0 or done % run.checkpoint_every == 0 or done == total
             if read_now:
+                self._exchange_skips()
                 self._stop_if_non_finite(watch, last_good)
             if ctx.is_main:
                 bar.update(1)
@@ -324,11 +327,21 @@ class Trainer:
         if self.recipe.modalities[batch["modality"]].data.on_error != "skip":
             return
         records = list(batch.get("skipped", []))
-        if self.ctx.world_size > 1:  # every rank counts every rank's skips: they stop (or not) together
-            gathered: list[Any] = [None] * self.ctx.world_size
-            dist.all_gather_object(gathered, records)
-            records = [record for part in gathered for record in part]
-        self.skipped.add(records)
+        if self.ctx.world_size > 1:  # counted at the next read point, with every rank's (see _exchange_skips)
+            self.pending_skips.extend(records)
+        else:
+            self.skipped.add(records)
+
+    def _exchange_skips(self) -> None:
+        """Distributed: count every rank's skipped items since the last read point, so that all ranks stop (or not)
+        together, at the same step. Done at log points and checkpoints, not per step: the object gather reads
+        sizes to the host."""
+        if self.ctx.world_size == 1 or not any(b.data.on_error == "skip" for b in self.recipe.modalities.values()):
+            return
+        gathered: list[Any] = [None] * self.ctx.world_size
+        dist.all_gather_object(gathered, self.pending_skips)
+        self.pending_skips = []
+        self.skipped.add(record for part in gathered for record in part)
 
     def _stop_if_non_finite(self, watch: NonFiniteWatch, last_good: Path | None) -> None:
         """Raise for the first non-finite step since the run (re)started; its update was skipped on the device."""
@@ -349,6 +362,7 @@ class Trainer:
     def _open_logs(self, start: int) -> None:
         self.metrics_file = None
         self.tb = None
+        self.pending_skips: list[dict[str, Any]] = []
         self.skipped = SkippedItems(self.out / SKIPPED_FILE, {n: (b.data.max_skipped, len(self.sources[n]))
                                                               for n, b in self.recipe.modalities.items()},
                                     log=self.ctx.log, write=self.ctx.is_main, resume_step=start)
