@@ -70,12 +70,12 @@ if [[ $MODE == gpu ]]; then
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$WORK/gpu.txt"
   BATCH=${BATCH:-256}
   BENCH=(--device cuda --batch "$BATCH" --steps 10 --warmup 3 --views 10 --anchor-images-batch 256 --also-compiled)
-  TORCHRUN=(torchrun --nproc_per_node 1)
+  TORCHRUN=($PY -m torch.distributed.run --nproc_per_node 1)  # torchrun, from the same Python
   STEP_LIMIT=330 TOY_LIMIT=100
 else
   BENCH=(--device cpu --batch 2 --steps 1 --warmup 1 --views 2 --anchor ViT-B-32 --anchor-layers 1 --audio-layers 1
          --anchor-images-batch 2)
-  TORCHRUN=(torchrun --nproc_per_node 1)
+  TORCHRUN=($PY -m torch.distributed.run --nproc_per_node 1)  # torchrun, from the same Python
   STEP_LIMIT=300 TOY_LIMIT=200
 fi
 
