@@ -290,18 +290,9 @@ class RunSetup:
     @classmethod
     def from_run_dir(cls, run_dir: str | os.PathLike[str], *, log: Callable[[str], None] = print) -> RunSetup:
         """The setup of a finished run (its ``recipe.yaml``), reading its anchor, never pretraining one."""
-        from bindcore.recipe import load_recipe
+        from bindcore.recipe import load_run_recipe
 
-        run_dir = Path(run_dir)
-        recipe_path = run_dir / "recipe.yaml"
-        if not recipe_path.is_file():
-            raise ConfigError(f"{run_dir} is not a bindcore run directory (no recipe.yaml); "
-                              f"train first: bindcore train RECIPE --out {run_dir}")
-        recipe = load_recipe(recipe_path, check_files=False)
-        base = run_dir / "recipe.base"  # recipe paths are relative to where the run's recipe was
-        if base.is_file():
-            recipe = recipe.model_copy(update={"source": Path(base.read_text().strip()) / recipe_path.name})
-        return cls(recipe, run_dir, log=log, prepare=False)
+        return cls(load_run_recipe(run_dir), Path(run_dir), log=log, prepare=False)
 
 
 def _recorded_meta(folder: Path) -> Any:

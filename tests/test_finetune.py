@@ -341,3 +341,37 @@ def test_lora_with_gradient_checkpointing_and_bf16_autocast():
     for a, b in zip(plain, low, strict=True):
         assert torch.isfinite(b).all()
         assert torch.nn.functional.cosine_similarity(a.flatten(), b.float().flatten(), dim=0) > 0.98
+
+
+def test_a_finished_finetune_run_loads_after_its_init_moved_and_with_a_relative_init(base_run, tmp_path):
+    """``bindcore eval RUN`` and ``bindcore benchmark`` re-read the run's recipe: a relative ``init`` resolves against
+    where the recipe was (not the run directory), and a finished run no longer needs its ``init`` weights."""
+    import shutil
+
+    import yaml
+
+    from bindcore.recipe import load_recipe
+    from bindcore.run_setup import RunSetup
+
+    recipes = tmp_path / "recipes" / "finetune"
+    recipes.mkdir(parents=True)
+    raw = _finetune_recipe(base_run, max_steps=2)
+    raw["modalities"]["toya"]["init"] = "../../base/modalities/toya"  # relative to the recipe file
+    (recipes / "ft.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "runs" / "deeper" / "ft"  # resolved against the run directory it would not be found
+    train(load_recipe(recipes / "ft.yaml"), out, log=_quiet)
+
+    again = RunSetup.from_run_dir(out, log=_quiet)
+    assert again.recipe.modalities["toya"].init.resolve() == (base_run / "modalities" / "toya").resolve()
+    assert again.recipe.modalities["toya"].config.width == 24  # read from the init's saved config
+
+    shutil.move(str(base_run), str(tmp_path / "moved"))
+    moved = RunSetup.from_run_dir(out, log=_quiet)
+    assert moved.recipe.modalities["toya"].config.width == 24  # now from the run's own trained modality
+    assert moved.recipe.modalities["toya"].init.resolve() == (out / "modalities" / "toya").resolve()
+    assert set(moved.load_modalities()) == {"toya"}
+    unfinished = tmp_path / "runs" / "unfinished"
+    shutil.copytree(out, unfinished)
+    shutil.rmtree(unfinished / "modalities")
+    with pytest.raises(ConfigError, match="init"):  # nothing to read the config from: the error names the key
+        RunSetup.from_run_dir(unfinished, log=_quiet)

@@ -71,18 +71,14 @@ def frozen_names(parameter_names: Iterable[str], entries: Iterable[str],
 
 # -- where the weights come from -------------------------------------------------------------------------------
 def _checkpoint_recipe(checkpoint: Path) -> Any:
-    from bindcore.recipe import load_recipe
+    from bindcore.recipe import load_run_recipe
 
     run_dir = checkpoint.parent.parent
     recipe_path = run_dir / "recipe.yaml"
     if not recipe_path.is_file():
         raise ConfigError(f"{checkpoint} is not in a run's checkpoints/ folder (no {recipe_path}); init from a "
                           f"saved modality directory instead")
-    recipe = load_recipe(recipe_path, check_files=False)
-    base = run_dir / "recipe.base"
-    if base.is_file():
-        recipe = recipe.model_copy(update={"source": Path(base.read_text().strip()) / recipe_path.name})
-    return recipe
+    return load_run_recipe(run_dir)
 
 
 def saved_init(path: Path, name: str) -> dict[str, Any]:

@@ -298,6 +298,35 @@ def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = N
     return validate_recipe(raw, source=source.resolve(), check_files=check_files, checked=checked)
 
 
+def load_run_recipe(run_dir: str | os.PathLike[str]) -> ValidatedRecipe:
+    """The recipe a run was trained with (``RUN/recipe.yaml``), for using the run later (``bindcore eval``,
+    ``bindcore benchmark``, ``init`` from its checkpoints). Relative paths resolve against the folder of the recipe
+    file it was trained from (``RUN/recipe.base``), as they did then. A modality's ``init`` is only needed for its
+    config once trained: where that path is gone (moved, deleted) and the run saved the trained modality, its config
+    is read from ``RUN/modalities/<name>`` instead, which holds the same shapes."""
+    run_dir = Path(run_dir)
+    recipe_path = run_dir / "recipe.yaml"
+    if not recipe_path.is_file():
+        raise ConfigError(f"{run_dir} is not a bindcore run directory (no recipe.yaml); "
+                          f"train first: bindcore train RECIPE --out {run_dir}")
+    try:
+        raw = yaml.safe_load(recipe_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{recipe_path}: not valid YAML: {exc}") from None
+    base_file = run_dir / "recipe.base"
+    base = Path(base_file.read_text().strip()) if base_file.is_file() else run_dir.resolve()
+    blocks = raw.get("modalities") if isinstance(raw, dict) else None
+    for name, block in (blocks or {}).items() if isinstance(blocks, dict) else ():
+        init = block.get("init") if isinstance(block, dict) else None
+        if not isinstance(init, str) or not init.strip() or unset_variables(init):
+            continue  # validation names the problem
+        path = resolve_path(base / recipe_path.name, init)
+        trained = run_dir / "modalities" / str(name)
+        block["init"] = str(path if path.exists() or not trained.is_dir() else trained.resolve())
+    recipe = validate_recipe(raw, source=recipe_path.resolve(), check_files=False)
+    return recipe.model_copy(update={"source": base / recipe_path.name})
+
+
 def apply_override(raw: Any, override: str) -> dict[str, Any]:
     """``a.b.c=value`` (value parsed as YAML) → a copy of ``raw`` with that key set."""
     if "=" not in override:
