@@ -27,13 +27,6 @@ from bindcore.testing.stubs import stub_registry, tiny_recipe
 from bindcore.train.trainer import train
 
 
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
-
-
 def _arrays(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((3, 16, 16), dtype=np.float32), rng.standard_normal(16).astype(np.float32)
 

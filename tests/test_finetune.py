@@ -15,20 +15,12 @@ from safetensors.torch import load_file
 import bindcore
 from bindcore.errors import ConfigError
 from bindcore.nn.lora import ADAPTER_CONFIG, ADAPTER_FILE, add_lora, has_lora, merge_lora
-from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_recipe
+from bindcore.testing.stubs import tiny_recipe
 from bindcore.train.finetune import param_groups
 from bindcore.train.trainer import train
 
 LORA = {"rank": 2, "alpha": 4, "targets": ["trunk.*.weight"]}
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 def _quiet(_message: str) -> None:

@@ -8,18 +8,10 @@ import pytest
 import yaml
 
 from bindcore.errors import ConfigError
-from bindcore.plugins import set_registry
 from bindcore.recipe import apply_override, load_recipe, validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_recipe
+from bindcore.testing.stubs import tiny_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 def test_valid_tiny_recipe(stubs):

@@ -16,18 +16,10 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from bindcore.errors import BindcoreError, CheckpointError, RunDirectoryError
-from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_recipe
+from bindcore.testing.stubs import tiny_recipe
 from bindcore.train.checkpoint import list_checkpoints, load_checkpoint, record_path
 from bindcore.train.trainer import train
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 class _Crash(RuntimeError):

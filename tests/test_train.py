@@ -17,18 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 from bindcore.errors import NonFiniteError
-from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_ddp_worker, tiny_recipe
+from bindcore.testing.stubs import tiny_ddp_worker, tiny_recipe
 from bindcore.train.checkpoint import list_checkpoints, load_checkpoint
 from bindcore.train.trainer import train
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 def _weights(out: Path, name: str) -> dict[str, torch.Tensor]:

@@ -11,19 +11,11 @@ import torch
 from torch import nn
 
 from bindcore.errors import NonFiniteError
-from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_recipe
+from bindcore.testing.stubs import tiny_recipe
 from bindcore.train.checkpoint import list_checkpoints
 from bindcore.train.step import NonFiniteWatch, bind_step, step_then_undo_unless
 from bindcore.train.trainer import BindHead, train
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 class _Encoder(nn.Module):

@@ -16,18 +16,10 @@ import yaml
 from click.testing import CliRunner
 
 from bindcore.errors import ConfigError
-from bindcore.plugins import set_registry
 from bindcore.recipe import load_recipe, validate_recipe
-from bindcore.testing.stubs import stub_registry, tiny_recipe
+from bindcore.testing.stubs import tiny_recipe
 from bindcore.train.checkpoint import BEST_CHECKPOINT, checkpoint_path, list_checkpoints, load_checkpoint
 from bindcore.train.trainer import train
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 def _quiet(_message: str) -> None:

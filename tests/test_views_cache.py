@@ -16,20 +16,12 @@ from bindcore.data.batches import StepBatches, crop_resize
 from bindcore.data.plan import ModalityPlan, StepPlan
 from bindcore.data.sources import ToySource
 from bindcore.errors import ConfigError, NonFiniteError
-from bindcore.plugins import set_registry
 from bindcore.recipe import validate_recipe
 from bindcore.recipe.schema import Augmentation, ImageCrop
-from bindcore.testing.stubs import StubVision, stub_registry, tiny_recipe
+from bindcore.testing.stubs import StubVision, tiny_recipe
 from bindcore.train.views_cache import ViewsCache, build_views_cache, view_boxes
 
 TINY_ANCHOR = {"embed_dim": 16, "image_size": 16, "width": 16, "heads": 4, "text_width": 16, "context_length": 8}
-
-
-@pytest.fixture
-def stubs():
-    previous = set_registry(stub_registry("toya", "toyb"))
-    yield
-    set_registry(previous)
 
 
 @pytest.fixture
