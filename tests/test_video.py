@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bindcore.data.video import VideoSource, list_videos
+from bindcore.testing.stubs import tiny_plugin_recipe
 
 FPS, RATE = 10, 8000
 
@@ -100,20 +101,10 @@ def test_frames_and_clips_come_from_a_seeded_time_and_bad_videos_are_listed(tmp_
 
 
 def _video_recipe(tmp_path: Path, **data) -> Path:
-    raw = {
-        "name": "video-tiny",
-        "run": {"seed": 0, "device": "cpu", "checkpoint_every": 50, "tensorboard": False, "progress": False,
-                "threads": 1},
-        "anchor": {"tiny": {"embed_dim": 16, "image_size": 16, "patch_size": 8, "width": 16, "layers": 1,
-                            "heads": 2, "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8}},
-        "data": {"toy": {"train_scenes": 16, "eval_scenes": 10}, "workers": 0},
-        "eval": {"templates": ["a photo of a {}."], "plot": False},
-        "modalities": {"audio": {
-            "sample_rate": RATE, "clip_duration": 1.0, "clips_per_item": 1, "num_mel_bins": 16, "target_length": 50,
-            "patch_size": 10, "patch_stride": 10, "width": 16, "num_layers": 1, "num_heads": 2, "embed_dim": 16,
-            "train": {"batch_size": 2, "epochs": 1, "lr": 1e-3, "drop_path": 0.0},
-            "data": {"kind": "video", "root": "videos", "clips_per_video": 2, **data}}},
-    }
+    raw = tiny_plugin_recipe("audio", {"sample_rate": RATE, "clip_duration": 1.0, "clips_per_item": 1,
+                                       "num_mel_bins": 16, "target_length": 50, "patch_size": 10, "patch_stride": 10,
+                                       "width": 16, "num_layers": 1, "num_heads": 2},
+                             {"kind": "video", "root": "videos", "clips_per_video": 2, **data})
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

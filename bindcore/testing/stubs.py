@@ -2,7 +2,8 @@
 
 ``StubVision``/``StubText`` play the anchor's image/caption side; ``make_feature_modality`` builds tiny
 bindable modalities whose toy rendering is a noisy concept signature. Register them with
-:func:`stub_registry` (a fresh registry that loads no entry points).
+:func:`stub_registry` (a fresh registry that loads no entry points). :func:`tiny_recipe` trains them in seconds;
+:func:`tiny_plugin_recipe` does the same for one real plugin's modality on its own data (a data kind's test).
 """
 
 from __future__ import annotations
@@ -164,6 +165,30 @@ def install_stub_registry(*feature_names: str) -> Any:
     return set_registry(stub_registry(*feature_names))
 
 
+def tiny_anchor(image_size: int = 16) -> dict[str, Any]:
+    """The ``anchor.tiny`` block of a 16-wide, one-layer anchor (embeddings of 16): seconds to pretrain on CPU."""
+    return {"embed_dim": 16, "image_size": image_size, "patch_size": 8, "width": 16, "layers": 1, "heads": 2,
+            "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8}
+
+
+def tiny_plugin_recipe(modality: str, options: dict[str, Any], data: dict[str, Any], *, image_size: int = 16,
+                       **train: Any) -> dict[str, Any]:
+    """A recipe mapping that trains one real plugin's ``modality`` (its plugin ``options``, embed_dim 16) on its own
+    ``data`` block against :func:`tiny_anchor`: the test of a data kind, end to end. ``train`` overrides the
+    modality's train settings (batch 2, one epoch)."""
+    return {
+        "name": f"{modality}-tiny",
+        "run": {"seed": 0, "device": "cpu", "checkpoint_every": 50, "tensorboard": False, "progress": False,
+                "threads": 1},
+        "anchor": {"tiny": tiny_anchor(image_size)},
+        "data": {"toy": {"train_scenes": 16, "eval_scenes": 10}, "workers": 0},
+        "eval": {"templates": ["a photo of a {}."], "plot": False},
+        "modalities": {modality: {**options, "embed_dim": 16,
+                                  "train": {"batch_size": 2, "epochs": 1, "lr": 1e-3, "drop_path": 0.0, **train},
+                                  "data": data}},
+    }
+
+
 def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dict[str, Any]:
     """A recipe mapping for the stub modalities that trains in a couple of seconds (tests, smoke runs)."""
     names = feature_names or ("toya", "toyb")
@@ -171,8 +196,7 @@ def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dic
     return {
         "name": "tiny",
         "run": {"seed": 0, "checkpoint_every": 5, "tensorboard": False, "progress": False, "threads": 1, **run},
-        "anchor": {"tiny": {"embed_dim": 16, "image_size": 16, "patch_size": 8, "width": 16, "layers": 1,
-                            "heads": 2, "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8},
+        "anchor": {"tiny": tiny_anchor(),
                    "pretrain": {"steps": 5, "batch_size": 32, "scenes": 64, "warmup_steps": 1},
                    "image": {"image_size": 16}, "text": {"context_length": 8}},
         "data": {"toy": {"train_scenes": 64, "eval_scenes": 40}, "workers": 0},

@@ -12,24 +12,15 @@ import pytest
 import yaml
 
 from bindcore.errors import ConfigError
+from bindcore.testing.stubs import tiny_plugin_recipe
 
 MISSING = "allsplit.mat alltest[1]: /n/fs/sun3d/data/SUNRGBD/kv1/b3dodata/img_0063"  # listed, not on disk
 
 
 def _recipe(tmp_path: Path, root: Path, **data) -> Path:
-    raw = {
-        "name": "sunrgbd-tiny",
-        "run": {"seed": 0, "device": "cpu", "checkpoint_every": 50, "tensorboard": False, "progress": False,
-                "threads": 1},
-        "anchor": {"tiny": {"embed_dim": 16, "image_size": 32, "patch_size": 8, "width": 16, "layers": 1,
-                            "heads": 2, "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8}},
-        "data": {"toy": {"train_scenes": 16, "eval_scenes": 10}, "workers": 0},
-        "eval": {"templates": ["a photo of a {}."], "plot": False},
-        "modalities": {"depth": {"image_size": 32, "patch_size": 8, "width": 16, "num_layers": 1, "num_heads": 2,
-                                 "embed_dim": 16,
-                                 "train": {"batch_size": 2, "epochs": 2, "lr": 1e-3, "drop_path": 0.0},
-                                 "data": {"kind": "sunrgbd", "root": str(root), **data}}},
-    }
+    raw = tiny_plugin_recipe("depth", {"image_size": 32, "patch_size": 8, "width": 16, "num_layers": 1,
+                                       "num_heads": 2},
+                             {"kind": "sunrgbd", "root": str(root), **data}, image_size=32, epochs=2)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

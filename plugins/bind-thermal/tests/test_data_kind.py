@@ -10,21 +10,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from bindcore.testing.stubs import tiny_plugin_recipe
+
 
 def _recipe(tmp_path: Path, root: Path, split: str) -> Path:
-    raw = {
-        "name": "llvip-tiny",
-        "run": {"seed": 0, "device": "cpu", "checkpoint_every": 50, "tensorboard": False, "progress": False,
-                "threads": 1},
-        "anchor": {"tiny": {"embed_dim": 16, "image_size": 32, "patch_size": 8, "width": 16, "layers": 1,
-                            "heads": 2, "text_width": 16, "text_layers": 1, "text_heads": 2, "context_length": 8}},
-        "data": {"toy": {"train_scenes": 16, "eval_scenes": 10}, "workers": 0},
-        "eval": {"templates": ["a photo of a {}."], "plot": False},
-        "modalities": {"thermal": {"image_size": 32, "patch_size": 8, "width": 16, "num_layers": 1, "num_heads": 2,
-                                   "embed_dim": 16,
-                                   "train": {"batch_size": 3, "epochs": 1, "lr": 1e-3, "drop_path": 0.0},
-                                   "data": {"kind": "llvip", "root": str(root), "split": split}}},
-    }
+    raw = tiny_plugin_recipe("thermal", {"image_size": 32, "patch_size": 8, "width": 16, "num_layers": 1,
+                                         "num_heads": 2},
+                             {"kind": "llvip", "root": str(root), "split": split}, image_size=32, batch_size=3)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
