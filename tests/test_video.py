@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,7 +123,23 @@ def test_the_audio_plugin_trains_on_videos_and_the_left_out_ones_are_listed(tmp_
     assert checked.exit_code == 0, checked.output
     assert "modalities.audio.data: 3 videos with sound checked, 2 left out" in checked.output
     messages: list[str] = []
-    result = train(load_recipe(_video_recipe(tmp_path)), tmp_path / "run", log=messages.append)
+    import bindcore.data.video as video_module
+
+    opened: list[str] = []
+
+    def counted(path: str, clip_seconds: float) -> Any:
+        opened.append(Path(path).name)
+        return probe(path, clip_seconds)
+
+    (tmp_path / "videos" / "three.mp4").touch()  # changed since the check: read again
+    probe = video_module.probe
+    video_module.probe = counted
+    try:
+        result = train(load_recipe(_video_recipe(tmp_path)), tmp_path / "run", log=messages.append)
+    finally:
+        video_module.probe = probe
+    # the recipe's file check and the trainer each build the source: only the changed video's header is read again
+    assert opened == ["three.mp4"], opened
     assert result.steps == 3 and np.isfinite(result.final_losses["audio"])
     assert any("data: audio: 2 of 5 inputs left out (1 no audio track, 1 shorter" in m for m in messages)
     listed = [json.loads(line) for line in (tmp_path / "run" / "skipped.jsonl").read_text().splitlines()]

@@ -97,6 +97,30 @@ def probe(path: str, clip_seconds: float) -> tuple[VideoInfo | None, str | None]
     return VideoInfo(path, duration), None
 
 
+#: What this process has read of video headers, by file (path, size, mtime) and clip length: a run builds its video
+#: source twice (the recipe's file check, then the trainer) and must not read thousands of headers twice. A file
+#: changed on disk has a new size or mtime, so it is read again.
+_PROBED: dict[tuple[Any, ...], tuple[VideoInfo | None, str | None]] = {}
+
+
+def _signature(path: str | None) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns) if stat is not None else None
+
+
+def probe_once(path: str, recording: str | None, clip_seconds: float) -> tuple[VideoInfo | None, str | None]:
+    """:func:`probe` (or :func:`probe_recording` with a ``recording``), read once per process and file version."""
+    key = (path, _signature(path), recording, _signature(recording), clip_seconds)
+    found = _PROBED.get(key)
+    if found is None:
+        found = probe(path, clip_seconds) if recording is None else probe_recording(path, recording, clip_seconds)
+        _PROBED[key] = found
+    return found
+
+
 def list_videos(root: Path) -> list[str]:
     """Every video file under ``root`` (by suffix), sorted."""
     if not root.is_dir():
@@ -188,12 +212,10 @@ class VideoSource(PairedSource):
         self.clip_seconds, self.seed, self.clips_per_video = float(clip_seconds), int(seed), int(clips_per_video)
         self.class_index = {name: i for i, name in enumerate(class_names)}
         labels = list(labels) if labels is not None else [None] * len(videos)
+        recordings = list(recordings) if recordings is not None else [None] * len(videos)
         with ThreadPoolExecutor(PROBE_THREADS) as pool:
-            if recordings is None:
-                probed = list(pool.map(lambda path: probe(path, self.clip_seconds), videos))
-            else:
-                probed = list(pool.map(lambda pair: probe_recording(*pair, self.clip_seconds),
-                                       zip(videos, recordings, strict=True)))
+            probed = list(pool.map(lambda pair: probe_once(*pair, self.clip_seconds),
+                                   zip(videos, recordings, strict=True)))
         self.videos: list[VideoInfo] = []
         self.unusable: list[dict[str, str]] = []
         for path, label, (info, reason) in zip(videos, labels, probed, strict=True):
