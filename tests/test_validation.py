@@ -166,6 +166,43 @@ def test_validation_rows_at_the_right_steps_and_best_checkpoint_not_the_last(stu
     assert any(line.startswith("validation at step 4: toya loss") for line in logged)
 
 
+def test_validation_under_gloo_ddp_matches_one_process(stubs, tmp_path):
+    """Two gloo ranks: rank 0 validates while the other waits, at the same steps, with the values one process logs;
+    the best checkpoint is written once, and validation still leaves the training stream alone."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from bindcore.testing.stubs import tiny_ddp_worker
+
+    raw = _with_val(tiny_recipe(steps_epochs=2, checkpoint_every=4), keep_best={"metric": "val/toya/loss"})
+    single = tmp_path / "single"
+    train(validate_recipe(raw), single, log=_quiet)
+    plain = tmp_path / "plain"  # DDP without validation: the weights validation must not change
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(tiny_ddp_worker, args=(2, port, str(tmp_path / "ddp"), 2, raw), nprocs=2, join=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(tiny_ddp_worker, args=(2, port, str(plain), 2, tiny_recipe(steps_epochs=2, checkpoint_every=4)),
+             nprocs=2, join=True)
+
+    one, two = _validation_rows(single), _validation_rows(tmp_path / "ddp")
+    assert [row["step"] for row in two] == [row["step"] for row in one] and len(one) >= 2
+    for a, b in zip(one, two, strict=True):
+        for column in ("val/toya/loss", "val/toyb/loss"):
+            assert float(b[column]) == pytest.approx(float(a[column]), rel=1e-3, abs=1e-4), (column, a, b)
+    report = json.loads((tmp_path / "ddp" / "validation.json").read_text())
+    assert report["best"]["step"] == json.loads((single / "validation.json").read_text())["best"]["step"]
+    assert load_checkpoint(tmp_path / "ddp" / "checkpoints" / BEST_CHECKPOINT)["step"] == report["best"]["step"]
+    for name in ("toya", "toyb"):
+        a, b = _weights(plain, name), _weights(tmp_path / "ddp", name)
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}.{key} differs with validation on under DDP"
+
+
 def test_val_every_and_tensorboard(stubs, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -205,8 +205,10 @@ def tiny_recipe(*feature_names: str, steps_epochs: float = 3, **run: Any) -> dic
     }
 
 
-def tiny_ddp_worker(rank: int, world: int, port: int, out: str, epochs: float = 2) -> None:
-    """One process of a gloo DDP run of :func:`tiny_recipe` (a ``torch.multiprocessing.spawn`` target)."""
+def tiny_ddp_worker(rank: int, world: int, port: int, out: str, epochs: float = 2,
+                    raw: dict[str, Any] | None = None) -> None:
+    """One process of a gloo DDP run of :func:`tiny_recipe` (or of the recipe mapping ``raw``, for the stub
+    modalities) (a ``torch.multiprocessing.spawn`` target)."""
     import os
 
     import torch.distributed as dist
@@ -219,6 +221,6 @@ def tiny_ddp_worker(rank: int, world: int, port: int, out: str, epochs: float = 
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
     set_registry(stub_registry("toya", "toyb"))
     try:
-        train(validate_recipe(tiny_recipe(steps_epochs=epochs)), out, log=lambda _m: None)
+        train(validate_recipe(raw if raw is not None else tiny_recipe(steps_epochs=epochs)), out, log=lambda _m: None)
     finally:
         dist.destroy_process_group()
