@@ -289,6 +289,33 @@ def test_a_manifest_trained_run_reports_validation_and_no_toy_scores(stubs, tmp_
         evaluate_run_dir(out, log=_quiet)
 
 
+def test_a_webdataset_val_split_gives_the_values_of_the_same_pairs_as_a_manifest(stubs, tmp_path):
+    import webdataset
+
+    manifest = _pairs(tmp_path / "val", "toya", 12, 1)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for shard in range(2):  # the same 12 pairs, in the same order, as two shards
+        with webdataset.TarWriter(str(tmp_path / "val" / f"val-{shard:06d}.tar")) as sink:
+            for position, row in enumerate(rows[6 * shard:6 * (shard + 1)]):
+                sink.write({"__key__": f"v{shard}_{position:02d}",
+                            "image.npy": (tmp_path / "val" / row["image"]).read_bytes(),
+                            "toya.npy": (tmp_path / "val" / row["toya"]).read_bytes()})
+    splits = {"manifest": {"kind": "manifest", "manifest": str(manifest)},
+              "webdataset": {"kind": "webdataset", "shards": str(tmp_path / "val" / "val-{000000..000001}.tar")}}
+    logged = {}
+    for kind, split in splits.items():
+        raw = tiny_recipe("toya", steps_epochs=2)
+        raw["modalities"]["toya"]["data"] = {"val": split}
+        train(validate_recipe(raw), tmp_path / kind, log=_quiet)
+        logged[kind] = _validation_rows(tmp_path / kind)
+    columns = [c for c in logged["manifest"][0] if c.startswith("val/")]
+    assert len(logged["manifest"]) >= 2 and len(columns) == 5
+    assert [[row[c] for c in ("step", *columns)] for row in logged["webdataset"]] == \
+        [[row[c] for c in ("step", *columns)] for row in logged["manifest"]]
+    report = json.loads((tmp_path / "webdataset" / "validation.json").read_text())
+    assert report["data"]["toya"]["items"] == 12 and report["data"]["toya"]["source"].startswith("validation shards")
+
+
 def test_a_mixed_run_scores_only_its_toy_modalities_and_names_the_data(stubs, tmp_path):
     from bindcore.cli import cli
 
