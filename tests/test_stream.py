@@ -250,3 +250,35 @@ def test_a_forked_worker_opens_its_own_streams_leaving_its_parents_intact(tmp_pa
                                          multiprocessing_context="fork")
     assert [tuple(pair) for pair in loader] == expected[5:]  # (the loader turns tuples into lists)
     assert _read(source, range(5, 80)) == expected[5:]  # the parent's stream was not moved by the worker
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resuming_with_other_readers_says_the_order_changes_and_how_to_replay(stubs, tmp_path):
+    from bindcore.recipe import load_recipe
+    from bindcore.train.trainer import train
+
+    write_shards(tmp_path / "data")
+    raw = _stream_recipe(tmp_path)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
+
+    def stop_after_a_checkpoint(step: int, _batch: dict) -> None:
+        if step == 7:
+            raise _Stop
+
+    out = tmp_path / "run"
+    with pytest.raises(_Stop):
+        train(load_recipe(tmp_path / "recipe.yaml"), out, log=lambda _m: None, step_hook=stop_after_a_checkpoint)
+    same: list[str] = []
+    with pytest.raises(_Stop):  # the same readers: nothing to say
+        train(load_recipe(tmp_path / "recipe.yaml"), out, log=same.append, step_hook=stop_after_a_checkpoint)
+    assert any(line.startswith("resuming from") for line in same) and not any("warning" in line for line in same)
+    raw["data"]["workers"] = 2  # not part of the recipe's fingerprint: the resume goes ahead
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(raw))
+    other: list[str] = []
+    train(load_recipe(tmp_path / "recipe.yaml"), out, log=other.append)
+    warning = next(line for line in other if line.startswith("warning: toya's streamed shards"))
+    assert "1 process(es) × 1 lane(s) before this resume and now by 1 × 2" in warning
+    assert "resume with 1 process(es) and data.workers: 0 or 1" in warning

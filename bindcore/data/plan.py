@@ -38,6 +38,11 @@ class ModalityPlan:
         steps = max(1, math.ceil(self.epochs * self.steps_per_epoch))
         return min(steps, self.max_steps) if self.max_steps else steps
 
+    def reading_layout(self) -> dict[str, int]:
+        """What besides the recipe the sample order depends on (a resume compares it): nothing here, since every
+        rank takes its share of one global batch; a streamed plan's order depends on its readers."""
+        return {}
+
     def indices(self, seed: int, local_step: int) -> np.ndarray:
         """Dataset indices of this modality's ``local_step``-th batch (a pure function)."""
         epoch, position = divmod(local_step, self.steps_per_epoch)

@@ -76,6 +76,10 @@ class StreamPlan(ModalityPlan):
     def steps_per_epoch(self) -> int:
         return max(1, self.steps_per_segment * self.lanes)
 
+    def reading_layout(self) -> dict[str, int]:
+        """The readers the epoch is cut for: the order changes with the number of processes or lanes."""
+        return {"processes": self.world_size, "lanes": self.lanes}
+
     def problem(self) -> str | None:
         """Why this stream cannot fill one batch per lane and rank, or None."""
         if self.steps_per_segment >= 1:

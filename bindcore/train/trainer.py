@@ -202,7 +202,8 @@ class Trainer:
         return {"step": step, "recipe": self.recipe.fingerprint(),
                 "heads": {n: h.state_dict() for n, h in self.heads.items()},
                 "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-                "rng": rng_state(), "last_loss": {n: float(v) for n, v in self.last_loss.items()}}
+                "rng": rng_state(), "last_loss": {n: float(v) for n, v in self.last_loss.items()},
+                "reading_layout": {n: p.reading_layout() for n, p in self.plan.plans.items()}}
 
     def restore(self, payload: dict[str, Any]) -> int:
         if payload.get("recipe") != self.recipe.fingerprint():
@@ -212,7 +213,23 @@ class Trainer:
             self.optimizers[name].load_state_dict(payload["optimizers"][name])
         set_rng_state(payload["rng"])
         self.last_loss = dict(payload.get("last_loss", {}))
+        self._compare_reading_layout(payload.get("reading_layout") or {})
         return int(payload["step"])
+
+    def _compare_reading_layout(self, saved: dict[str, dict[str, int]]) -> None:
+        """Say so where a streamed modality resumes with other readers than its checkpoint's: the run goes on, but
+        not with the batches an uninterrupted run would have had."""
+        for name, plan in sorted(self.plan.plans.items()):
+            then, now = saved.get(name), plan.reading_layout()
+            if then is None or then == now:
+                continue
+            lanes = then.get("lanes", 1)
+            workers = f"data.workers: {lanes}" if lanes > 1 else "data.workers: 0 or 1"
+            self.ctx.log(f"warning: {name}'s streamed shards were read by {then.get('processes')} process(es) × "
+                         f"{lanes} lane(s) before this resume and now by {now['processes']} × {now['lanes']}: the "
+                         f"epoch's sample order changes, so from here the batches differ from an uninterrupted "
+                         f"run's (in the epoch under way some samples repeat and others are not read). To replay "
+                         f"exactly, resume with {then.get('processes')} process(es) and {workers}")
 
     # -- training -----------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
