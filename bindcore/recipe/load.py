@@ -289,13 +289,17 @@ def load_recipe(path: str | os.PathLike[str], *, overrides: list[str] | None = N
     source = Path(path)
     if not source.is_file():
         raise ConfigError(f"recipe file not found: {source}")
-    try:
-        raw = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    raw = _read_yaml(source)
     for override in overrides or []:
         raw = apply_override(raw, override)
     return validate_recipe(raw, source=source.resolve(), check_files=check_files, checked=checked)
+
+
+def _read_yaml(source: Path) -> Any:
+    try:
+        return yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
 
 
 def load_run_recipe(run_dir: str | os.PathLike[str]) -> ValidatedRecipe:
@@ -309,14 +313,11 @@ def load_run_recipe(run_dir: str | os.PathLike[str]) -> ValidatedRecipe:
     if not recipe_path.is_file():
         raise ConfigError(f"{run_dir} is not a bindcore run directory (no recipe.yaml); "
                           f"train first: bindcore train RECIPE --out {run_dir}")
-    try:
-        raw = yaml.safe_load(recipe_path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{recipe_path}: not valid YAML: {exc}") from None
+    raw = _read_yaml(recipe_path)
     base_file = run_dir / "recipe.base"
     base = Path(base_file.read_text().strip()) if base_file.is_file() else run_dir.resolve()
     blocks = raw.get("modalities") if isinstance(raw, dict) else None
-    for name, block in (blocks or {}).items() if isinstance(blocks, dict) else ():
+    for name, block in blocks.items() if isinstance(blocks, dict) else ():
         init = block.get("init") if isinstance(block, dict) else None
         if not isinstance(init, str) or not init.strip() or unset_variables(init):
             continue  # validation names the problem
