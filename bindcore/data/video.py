@@ -103,21 +103,24 @@ def probe(path: str, clip_seconds: float) -> tuple[VideoInfo | None, str | None]
 _PROBED: dict[tuple[Any, ...], tuple[VideoInfo | None, str | None]] = {}
 
 
-def _signature(path: str | None) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path) if path is not None else None
-    except OSError:
-        return None
-    return (stat.st_size, stat.st_mtime_ns) if stat is not None else None
+def file_version(path: str) -> tuple[int, int]:
+    """(size, mtime in ns) of a file: what changes when it is rewritten."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def probe_once(path: str, recording: str | None, clip_seconds: float) -> tuple[VideoInfo | None, str | None]:
     """:func:`probe` (or :func:`probe_recording` with a ``recording``), read once per process and file version."""
-    key = (path, _signature(path), recording, _signature(recording), clip_seconds)
+    def read() -> tuple[VideoInfo | None, str | None]:
+        return probe(path, clip_seconds) if recording is None else probe_recording(path, recording, clip_seconds)
+
+    try:
+        key = (path, file_version(path), recording, recording and file_version(recording), clip_seconds)
+    except OSError:
+        return read()  # not there (or not readable): the probe says so, and nothing is remembered
     found = _PROBED.get(key)
     if found is None:
-        found = probe(path, clip_seconds) if recording is None else probe_recording(path, recording, clip_seconds)
-        _PROBED[key] = found
+        found = _PROBED[key] = read()
     return found
 
 
@@ -323,8 +326,7 @@ class VideoSource(PairedSource):
         return f"{self.videos[index // self.clips_per_video].path} at {self.time_of(index):.2f} s"
 
     def fingerprint(self, key: str = IMAGE_KEY) -> str:
-        stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for v in self.videos
-                 for p in (v.path, *([v.recording] if v.recording else []))]
+        stats = [(p, *file_version(p)) for v in self.videos for p in (v.path, *([v.recording] if v.recording else []))]
         return "video:" + json.dumps([key, self.seed, self.clip_seconds, self.clips_per_video, stats])
 
 
