@@ -54,7 +54,6 @@ def trained(tmp_path_factory):
     return run, recipe, toy
 
 
-
 def _scenes(accuracy: float) -> int:
     """How many of the EVAL_SCENES an accuracy counts (accuracies are float32: compare counts, not fractions)."""
     return round(accuracy * EVAL_SCENES)

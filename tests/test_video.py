@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+import bindcore.data.video as video_module
 from bindcore.data.video import VideoSource, list_videos
 from bindcore.testing.stubs import tiny_plugin_recipe
 
@@ -111,7 +112,7 @@ def _video_recipe(tmp_path: Path, **data) -> Path:
     return path
 
 
-def test_the_audio_plugin_trains_on_videos_and_the_left_out_ones_are_listed(tmp_path):
+def test_the_audio_plugin_trains_on_videos_and_the_left_out_ones_are_listed(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from bindcore.cli import cli
@@ -123,21 +124,16 @@ def test_the_audio_plugin_trains_on_videos_and_the_left_out_ones_are_listed(tmp_
     assert checked.exit_code == 0, checked.output
     assert "modalities.audio.data: 3 videos with sound checked, 2 left out" in checked.output
     messages: list[str] = []
-    import bindcore.data.video as video_module
-
     opened: list[str] = []
+    probe = video_module.probe
 
     def counted(path: str, clip_seconds: float) -> Any:
         opened.append(Path(path).name)
         return probe(path, clip_seconds)
 
     (tmp_path / "videos" / "three.mp4").touch()  # changed since the check: read again
-    probe = video_module.probe
-    video_module.probe = counted
-    try:
-        result = train(load_recipe(_video_recipe(tmp_path)), tmp_path / "run", log=messages.append)
-    finally:
-        video_module.probe = probe
+    monkeypatch.setattr(video_module, "probe", counted)
+    result = train(load_recipe(_video_recipe(tmp_path)), tmp_path / "run", log=messages.append)
     # the recipe's file check and the trainer each build the source: only the changed video's header is read again
     assert opened == ["three.mp4"], opened
     assert result.steps == 3 and np.isfinite(result.final_losses["audio"])
